@@ -1,0 +1,122 @@
+# Argument checking and the helpers every wrapper shares: arrays are checked
+# (dtype, C-contiguity, shape) and never silently cast or copied; geometry
+# comes from the C rule; the output stage is built once per call.
+from libc.math cimport INFINITY
+
+_OUT_KINDS = {"int32": 0, "float": 1, "bits": 2}
+_PAD_MODES = {"valid": 0, "same_one": 1, "same_zero": 2}
+
+
+def _need(arr, name, dtype, ndim=None, shape=None):
+    """Check an input array; return it unchanged. ValueError says what is wrong."""
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.dtype != np.dtype(dtype):
+        raise ValueError(f"{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if shape is not None and tuple(arr.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    if arr.size == 0:
+        raise ValueError(f"{name} has a zero-sized dimension: shape {arr.shape}")
+    return arr
+
+
+cdef int _threads(num_threads) except -1:
+    n = int(num_threads)
+    if n < 1 or n > 256:
+        raise ValueError(f"num_threads must be in 1..256, got {num_threads}")
+    return n
+
+
+cdef int _geom(ebnn_conv_geom *g, int n, int h, int w, int c, int out_c,
+               kernel, strides, padding) except -1:
+    """Fill g from Python-level conv arguments; ValueError on nonsense."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    sh, sw = (strides, strides) if isinstance(strides, int) else strides
+    if padding not in _PAD_MODES:
+        raise ValueError(f"padding must be one of {sorted(_PAD_MODES)}, got {padding!r}")
+    mode = _PAD_MODES[padding]
+    for v, what in ((kh, "kernel height"), (kw, "kernel width"), (sh, "stride"),
+                    (sw, "stride"), (out_c, "output channels")):
+        if not (1 <= v <= 1 << 20):
+            raise ValueError(f"{what} must be in 1..2^20, got {v}")
+    if ebnn_conv_geom_init(g, n, h, w, c, out_c, kh, kw, sh, sw,
+                           1 if mode != 0 else 0, mode) != 0:
+        raise ValueError(f"impossible geometry: input {n}x{h}x{w}x{c}, kernel {kh}x{kw}, "
+                         f"strides {sh}x{sw}, padding {padding}")
+    return 0
+
+
+cdef class _Output:
+    """An ebnn_output plus the arrays it points into (kept alive here)."""
+    cdef ebnn_output o
+    cdef object keep
+    cdef public object array
+
+    def __cinit__(self):
+        self.keep = []
+
+
+cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
+                     mul, bias, pixel_scale, residual, clamp, thresholds, flip):
+    """Check the output-stage arguments and allocate the output array."""
+    if kind not in _OUT_KINDS:
+        raise ValueError(f"out must be one of {sorted(_OUT_KINDS)}, got {kind!r}")
+    cdef _Output r = _Output()
+    r.o.kind = _OUT_KINDS[kind]
+    r.o.mul = NULL
+    r.o.bias = NULL
+    r.o.pixel_scale = NULL
+    r.o.residual = NULL
+    r.o.thr = NULL
+    r.o.flip = NULL
+    r.o.clamp_lo = -INFINITY
+    r.o.clamp_hi = INFINITY
+    cdef cnp.ndarray a
+    if kind == "int32" and not binary_acc:
+        raise ValueError("out='int32' exists only for binary ops")
+    if mul is not None:
+        a = _need(mul, "mul", np.float32, 1, (out_c,)); r.keep.append(a)
+        r.o.mul = <const float *>cnp.PyArray_DATA(a)
+    if bias is not None:
+        a = _need(bias, "bias", np.float32, 1, (out_c,)); r.keep.append(a)
+        r.o.bias = <const float *>cnp.PyArray_DATA(a)
+    if pixel_scale is not None:
+        a = _need(pixel_scale, "pixel_scale", np.float32)
+        if a.size != pixels:
+            raise ValueError(f"pixel_scale must have {pixels} values (one per output pixel), got {a.size}")
+        r.keep.append(a)
+        r.o.pixel_scale = <const float *>cnp.PyArray_DATA(a)
+    if residual is not None:
+        a = _need(residual, "residual", np.float32)
+        if a.size != <long>pixels * out_c:
+            raise ValueError(f"residual must have {pixels}x{out_c} values, got shape {a.shape}")
+        r.keep.append(a)
+        r.o.residual = <const float *>cnp.PyArray_DATA(a)
+    if clamp is not None:
+        lo, hi = clamp
+        if not lo <= hi:
+            raise ValueError(f"clamp must be (lo, hi) with lo <= hi, got {clamp}")
+        r.o.clamp_lo, r.o.clamp_hi = lo, hi
+    if thresholds is not None:
+        if kind != "bits" or not binary_acc:
+            raise ValueError("thresholds apply only to out='bits' of a binary op")
+        a = _need(thresholds, "thresholds", np.int32, 1, (out_c,)); r.keep.append(a)
+        r.o.thr = <const int32_t *>cnp.PyArray_DATA(a)
+        if flip is None:
+            flip = np.zeros(out_c, np.uint8)
+        a = _need(flip, "flip", np.uint8, 1, (out_c,)); r.keep.append(a)
+        r.o.flip = <const uint8_t *>cnp.PyArray_DATA(a)
+    elif flip is not None:
+        raise ValueError("flip needs thresholds")
+    if kind == "int32":
+        r.array = np.empty((pixels, out_c), np.int32)
+    elif kind == "float":
+        r.array = np.empty((pixels, out_c), np.float32)
+    else:
+        r.array = np.empty((pixels, (out_c + 63) // 64), np.uint64)
+    r.o.out = cnp.PyArray_DATA(<cnp.ndarray>r.array)
+    return r
