@@ -1,0 +1,48 @@
+/* Internal interfaces between an op's front file (which handles geometry,
+ * padding, threading and the output stage) and its per-ISA inner kernels.
+ * One file per op and ISA: <op>_<isa>.c, e.g. bgemm_avx512.c, bgemm_neon.c.
+ * Each ISA file compiles to nothing on architectures it does not target. */
+#ifndef EDGEBNN_INTERNAL_H
+#define EDGEBNN_INTERNAL_H
+#include "edgebnn.h"
+
+/* x86 SIMD functions carry their target in an attribute, so one binary runs
+ * on any x86-64 and the path is chosen at run time (never -march=native). */
+#if defined(__x86_64__)
+#define EBNN_TARGET_AVX2 __attribute__((target("avx2,fma,bmi,bmi2,popcnt")))
+#define EBNN_TARGET_AVX512 \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,fma,bmi,bmi2,popcnt")))
+#endif
+
+/* Popcount GEMM, the core of binary conv and dense:
+ *   c[i*ldc + j] = popcount(a_i XOR b_j) summed over `kwords` 64-bit words,
+ *   a_i = a + i*lda (i < m), b_j = b + j*ldb (j < n).
+ * lda/ldb in words; no alignment is promised. */
+typedef void (*ebnn_bgemm_fn)(int m, int n, int kwords,
+                              const uint64_t *a, int64_t lda,
+                              const uint64_t *b, int64_t ldb,
+                              int32_t *c, int64_t ldc);
+void ebnn_bgemm_ref(int m, int n, int kwords, const uint64_t *a, int64_t lda,
+                    const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc);
+void ebnn_bgemm_generic(int m, int n, int kwords, const uint64_t *a, int64_t lda,
+                        const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc);
+void ebnn_bgemm_avx2(int m, int n, int kwords, const uint64_t *a, int64_t lda,
+                     const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc);
+void ebnn_bgemm_avx512(int m, int n, int kwords, const uint64_t *a, int64_t lda,
+                       const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc);
+void ebnn_bgemm_neon(int m, int n, int kwords, const uint64_t *a, int64_t lda,
+                     const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc);
+
+/* Bit-packing of `rows` rows of c floats into words(c) words each
+ * (bit = 1 where x < 0; -0.0 and NaN count as not negative). */
+typedef void (*ebnn_bitpack_f32_fn)(const float *x, int64_t rows, int c,
+                                    uint64_t *out);
+void ebnn_bitpack_f32_ref(const float *x, int64_t rows, int c, uint64_t *out);
+void ebnn_bitpack_f32_avx2(const float *x, int64_t rows, int c, uint64_t *out);
+void ebnn_bitpack_f32_avx512(const float *x, int64_t rows, int c, uint64_t *out);
+void ebnn_bitpack_f32_neon(const float *x, int64_t rows, int c, uint64_t *out);
+
+ebnn_bgemm_fn ebnn_bgemm_select(void);          /* by ebnn_isa_get() */
+ebnn_bitpack_f32_fn ebnn_bitpack_f32_select(void);
+
+#endif
