@@ -1,0 +1,36 @@
+/* Shared helpers of kernel_check.c and its optional op checks
+ * (kernel_check_ops.c, built with EBNN_CHECK_ALL once every kernel exists). */
+#ifndef KERNEL_CHECK_H
+#define KERNEL_CHECK_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint64_t s;
+} kc_rng;
+
+typedef struct {
+    const char *name;
+    void (*run)(kc_rng *rng, int isa, int case_no);
+    int cases;
+} kc_check;
+
+uint64_t kc_next(kc_rng *r);
+int kc_int(kc_rng *r, int lo, int hi);
+float kc_float(kc_rng *r);
+void kc_fill_floats(kc_rng *rng, float *x, int64_t count);
+void *kc_alloc(size_t bytes);
+int kc_popcount64(uint64_t x);
+void kc_result(const char *what, int isa, int ok, const char *detail);
+void kc_skip(const char *what, int isa, const char *why);
+
+#ifdef EBNN_CHECK_ALL
+void kc_check_bconv2d(kc_rng *rng, int isa, int case_no);
+void kc_check_bdense(kc_rng *rng, int isa, int case_no);
+void kc_check_maxpool_bits(kc_rng *rng, int isa, int case_no);
+#define KC_CHECK_ALL_ROWS                                                  \
+    {"bconv2d", kc_check_bconv2d, 40},                                     \
+    {"bdense", kc_check_bdense, 30},                                       \
+    {"maxpool_bits", kc_check_maxpool_bits, 30},
+#endif
+#endif
