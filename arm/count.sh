@@ -4,11 +4,11 @@
 # per-call cost = count(2 calls) - count(1 call), reported as binary MACs per
 # executed instruction.
 #   usage: arm/count.sh [PLUGIN]      (default: ~/.cache/armcount/libbgcount.so)
-# Env: CPU=cortex-a72 (make option), SYM=ebnn_bgemm_neon.
+# Counted: ebnn_bgemm_neon and its helper functions (symbols bgemm_neon_*),
+# i.e. everything the call executes. Env: CPU=cortex-a72 (make option).
 set -euo pipefail
 cd "$(dirname "$0")"
 PLUGIN="${1:-${ARMCOUNT_PLUGIN:-$HOME/.cache/armcount/libbgcount.so}}"
-SYM="${SYM:-ebnn_bgemm_neon}"
 CPU="${CPU:-cortex-a72}"
 if [ ! -f "$PLUGIN" ]; then
     echo "no armcount plugin at $PLUGIN: run ../shared/tools/armcount/setup.sh" >&2
@@ -17,14 +17,15 @@ fi
 make -s aarch64 armv7 CPU="$CPU" >/dev/null
 
 insns() { # arch calls m n k
-    local qemu
+    local qemu nm syms
     case "$1" in
-    aarch64) qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu) ;;
-    armv7) qemu=(qemu-arm -L /usr/arm-linux-gnueabihf) ;;
+    aarch64) qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu) nm=aarch64-linux-gnu-nm ;;
+    armv7) qemu=(qemu-arm -L /usr/arm-linux-gnueabihf) nm=arm-linux-gnueabihf-nm ;;
     esac
-    "${qemu[@]}" -plugin "$PLUGIN,sym=$SYM" -d plugin \
+    syms=$("$nm" "build/$1/kernel_check" | awk '$2 ~ /^[tT]$/ && $3 ~ /^(ebnn_)?bgemm_neon/ {printf ",sym=%s", $3}')
+    "${qemu[@]}" -plugin "$PLUGIN$syms" -d plugin \
         "build/$1/kernel_check" count "$3" "$4" "$5" "$2" 2>&1 >/dev/null |
-        sed -n "s/^bgcount sym=$SYM insns=\([0-9]*\)$/\1/p"
+        awk '/^bgcount sym=/ {split($3, kv, "="); s += kv[2]} END {print s + 0}'
 }
 
 printf "%-8s %-16s %14s %14s %12s\n" arch "m x n x K" "binary MACs" "insns/call" "MACs/insn"

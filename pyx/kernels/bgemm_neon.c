@@ -63,7 +63,213 @@ static inline uint8x16_t fold4(uint8x16_t x, uint8x16_t f0, uint8x16_t f1,
     return padd_u8(padd_u8(c0, c1), padd_u8(c2, c3));
 }
 
-/* Accumulate words [k0, k1) of `rows` rows against 4 filters into acc[r].
+#if defined(__aarch64__)
+/* ------------------------------------------------------------ aarch64 ---
+ * One asm statement computes a whole tile of R <= 10 rows x 4 filters over
+ * a K block and stores the 4 x R totals: the compiler's own code for this
+ * spilled and recomputed addresses with all 32 vector registers live.
+ * Registers: v0-v9 accumulators (row r in v<r>), v10-v13 the current row's
+ * 4 steps, v14-v15 counts, v16-v31 the filters (filter f step s in
+ * v<16+4f+s>). The last filter's eor overwrites the row register it no
+ * longer needs, so two count temporaries suffice and 10 rows fit.
+ * Rows are read through one pointer advanced by lda per row (post-index),
+ * rewound once per block; every other load post-increments its pointer. */
+#define A_STEP(r, A, B0, B1, B2, B3)                                       \
+    "eor v14.16b, v" #A ".16b, v" #B0 ".16b\n\t"                           \
+    "eor v15.16b, v" #A ".16b, v" #B1 ".16b\n\t"                           \
+    "cnt v14.16b, v14.16b\n\t"                                             \
+    "cnt v15.16b, v15.16b\n\t"                                             \
+    "addp v14.16b, v14.16b, v15.16b\n\t"                                   \
+    "eor v15.16b, v" #A ".16b, v" #B2 ".16b\n\t"                           \
+    "eor v" #A ".16b, v" #A ".16b, v" #B3 ".16b\n\t"                       \
+    "cnt v15.16b, v15.16b\n\t"                                             \
+    "cnt v" #A ".16b, v" #A ".16b\n\t"                                     \
+    "addp v15.16b, v15.16b, v" #A ".16b\n\t"                               \
+    "addp v14.16b, v14.16b, v15.16b\n\t"                                   \
+    "uadalp v" #r ".8h, v14.16b\n\t"
+#define A_STEP0(r) A_STEP(r, 10, 16, 20, 24, 28)
+#define A_STEP1(r) A_STEP(r, 11, 17, 21, 25, 29)
+#define A_STEP2(r) A_STEP(r, 12, 18, 22, 26, 30)
+#define A_STEP3(r) A_STEP(r, 13, 19, 23, 27, 31)
+
+/* one row: S = 4, 2, 1 steps of 128 bits, H = one 64-bit word */
+#define A_ROW4(r) "ld1 {v10.16b-v13.16b}, [%[pa]], %[lda]\n\t" \
+    A_STEP0(r) A_STEP1(r) A_STEP2(r) A_STEP3(r)
+#define A_ROW2(r) "ld1 {v10.16b-v11.16b}, [%[pa]], %[lda]\n\t" A_STEP0(r) A_STEP1(r)
+#define A_ROW1(r) "ld1 {v10.16b}, [%[pa]], %[lda]\n\t" A_STEP0(r)
+#define A_ROWH(r) "ld1 {v10.1d}, [%[pa]], %[lda]\n\t" A_STEP0(r)
+
+#define A_FILTERS(n, regs0, regs1, regs2, regs3)                           \
+    "ld1 {" regs0 "}, [%[b0]], #" #n "\n\t"                                \
+    "ld1 {" regs1 "}, [%[b1]], #" #n "\n\t"                                \
+    "ld1 {" regs2 "}, [%[b2]], #" #n "\n\t"                                \
+    "ld1 {" regs3 "}, [%[b3]], #" #n "\n\t"
+#define A_FILTERS4 A_FILTERS(64, "v16.16b-v19.16b", "v20.16b-v23.16b",     \
+                             "v24.16b-v27.16b", "v28.16b-v31.16b")
+#define A_FILTERS2 A_FILTERS(32, "v16.16b-v17.16b", "v20.16b-v21.16b",     \
+                             "v24.16b-v25.16b", "v28.16b-v29.16b")
+#define A_FILTERS1 A_FILTERS(16, "v16.16b", "v20.16b", "v24.16b", "v28.16b")
+/* 64-bit loads zero the upper half of the register: those count 0 */
+#define A_FILTERSH A_FILTERS(8, "v16.1d", "v20.1d", "v24.1d", "v28.1d")
+
+/* rows 0..R-1 for block kind S */
+#define A_ROWS_1(S) A_ROW##S(0)
+#define A_ROWS_2(S) A_ROWS_1(S) A_ROW##S(1)
+#define A_ROWS_3(S) A_ROWS_2(S) A_ROW##S(2)
+#define A_ROWS_4(S) A_ROWS_3(S) A_ROW##S(3)
+#define A_ROWS_5(S) A_ROWS_4(S) A_ROW##S(4)
+#define A_ROWS_6(S) A_ROWS_5(S) A_ROW##S(5)
+#define A_ROWS_7(S) A_ROWS_6(S) A_ROW##S(6)
+#define A_ROWS_8(S) A_ROWS_7(S) A_ROW##S(7)
+#define A_ROWS_9(S) A_ROWS_8(S) A_ROW##S(8)
+#define A_ROWS_10(S) A_ROWS_9(S) A_ROW##S(9)
+
+#define A_ZERO_1 "movi v0.8h, #0\n\t"
+#define A_ZERO_2 A_ZERO_1 "movi v1.8h, #0\n\t"
+#define A_ZERO_3 A_ZERO_2 "movi v2.8h, #0\n\t"
+#define A_ZERO_4 A_ZERO_3 "movi v3.8h, #0\n\t"
+#define A_ZERO_5 A_ZERO_4 "movi v4.8h, #0\n\t"
+#define A_ZERO_6 A_ZERO_5 "movi v5.8h, #0\n\t"
+#define A_ZERO_7 A_ZERO_6 "movi v6.8h, #0\n\t"
+#define A_ZERO_8 A_ZERO_7 "movi v7.8h, #0\n\t"
+#define A_ZERO_9 A_ZERO_8 "movi v8.8h, #0\n\t"
+#define A_ZERO_10 A_ZERO_9 "movi v9.8h, #0\n\t"
+
+/* totals: lanes 2f, 2f+1 of v<r> hold filter f; a pairwise add of rows r,
+ * r+1 puts row r's 4 totals in lanes 0-3 and row r+1's in 4-7 */
+#define A_OUT2(r, s)                                                       \
+    "addp v14.8h, v" #r ".8h, v" #s ".8h\n\t"                              \
+    "ushll v15.4s, v14.4h, #0\n\t"                                         \
+    "ushll2 v14.4s, v14.8h, #0\n\t"                                        \
+    "st1 {v15.4s}, [%[pc]], %[ldc]\n\t"                                    \
+    "st1 {v14.4s}, [%[pc]], %[ldc]\n\t"
+#define A_OUT1(r)                                                          \
+    "addp v14.8h, v" #r ".8h, v" #r ".8h\n\t"                              \
+    "ushll v15.4s, v14.4h, #0\n\t"                                         \
+    "st1 {v15.4s}, [%[pc]], %[ldc]\n\t"
+#define A_OUT_1 A_OUT1(0)
+#define A_OUT_2 A_OUT2(0, 1)
+#define A_OUT_3 A_OUT_2 A_OUT1(2)
+#define A_OUT_4 A_OUT_2 A_OUT2(2, 3)
+#define A_OUT_5 A_OUT_4 A_OUT1(4)
+#define A_OUT_6 A_OUT_4 A_OUT2(4, 5)
+#define A_OUT_7 A_OUT_6 A_OUT1(6)
+#define A_OUT_8 A_OUT_6 A_OUT2(6, 7)
+#define A_OUT_9 A_OUT_8 A_OUT1(8)
+#define A_OUT_10 A_OUT_8 A_OUT2(8, 9)
+
+/* tile_R: iters x 4 steps, then per bit of `tail` (2: 2 steps, 1: 1 step,
+ * 4: one 64-bit word); rew* rewind the row pointer to row 0 after a block.
+ * Writes the R x 4 totals to pc + r*ldc_bytes. */
+#define A_TILE(R)                                                          \
+    static void bgemm_neon_tile_##R(const uint64_t *pa, const uint64_t *b0,           \
+                         const uint64_t *b1, const uint64_t *b2,           \
+                         const uint64_t *b3, int32_t *pc, int iters,       \
+                         int tail, int64_t lda_bytes, int64_t ldc_bytes)   \
+    {                                                                      \
+        const int64_t rew4 = R * lda_bytes - 64, rew2 = R * lda_bytes - 32; \
+        const int64_t rew1 = R * lda_bytes - 16;                           \
+        __asm__ volatile(                                                  \
+            A_ZERO_##R                                                     \
+            "cbz %w[it], 2f\n"                                             \
+            "1:\n\t" A_FILTERS4 A_ROWS_##R(4)                              \
+            "sub %[pa], %[pa], %[rew4]\n\t"                                \
+            "subs %w[it], %w[it], #1\n\t"                                  \
+            "b.ne 1b\n"                                                    \
+            "2:\n\t"                                                       \
+            "tbz %w[tail], #1, 3f\n\t" A_FILTERS2 A_ROWS_##R(2)            \
+            "sub %[pa], %[pa], %[rew2]\n"                                  \
+            "3:\n\t"                                                       \
+            "tbz %w[tail], #0, 4f\n\t" A_FILTERS1 A_ROWS_##R(1)            \
+            "sub %[pa], %[pa], %[rew1]\n"                                  \
+            "4:\n\t"                                                       \
+            "tbz %w[tail], #2, 5f\n\t" A_FILTERSH A_ROWS_##R(H)            \
+            "5:\n\t" A_OUT_##R                                             \
+            : [pa] "+r"(pa), [b0] "+r"(b0), [b1] "+r"(b1), [b2] "+r"(b2),  \
+              [b3] "+r"(b3), [pc] "+r"(pc), [it] "+r"(iters)               \
+            : [tail] "r"(tail), [lda] "r"(lda_bytes),                      \
+              [ldc] "r"(ldc_bytes), [rew4] "r"(rew4), [rew2] "r"(rew2),    \
+              [rew1] "r"(rew1)                                             \
+            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9",  \
+              "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17",      \
+              "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25",      \
+              "v26", "v27", "v28", "v29", "v30", "v31", "cc", "memory");   \
+    }
+A_TILE(1)
+A_TILE(2)
+A_TILE(3)
+A_TILE(4)
+A_TILE(5)
+A_TILE(6)
+A_TILE(7)
+A_TILE(8)
+A_TILE(9)
+A_TILE(10)
+
+typedef void (*tile_fn)(const uint64_t *, const uint64_t *, const uint64_t *,
+                        const uint64_t *, const uint64_t *, int32_t *, int,
+                        int, int64_t, int64_t);
+static const tile_fn tiles[11] = {
+    NULL, bgemm_neon_tile_1, bgemm_neon_tile_2, bgemm_neon_tile_3,
+    bgemm_neon_tile_4, bgemm_neon_tile_5, bgemm_neon_tile_6, bgemm_neon_tile_7,
+    bgemm_neon_tile_8, bgemm_neon_tile_9, bgemm_neon_tile_10};
+#define MAX_ROWS 10
+
+/* Rows [i0, i0+rows) against all filters, one K block [k0, k1). Whole
+ * filter tiles of the first block write straight into c; the rest (missing
+ * filters, later K blocks adding to c) go through a small buffer. */
+static void bgemm_neon_rows(int rows, int i0, int n, int k0, int k1,
+                     const uint64_t *a, int64_t lda, const uint64_t *b,
+                     int64_t ldb, int32_t *c, int64_t ldc, int first)
+{
+    tile_fn fn = tiles[rows];
+    int steps = (k1 - k0) / 2;
+    int iters = steps / 4, tail = (steps & 3) | ((k1 - k0) & 1) << 2;
+    const uint64_t *pa = a + (int64_t)i0 * lda + k0;
+    int32_t *ct = c + (int64_t)i0 * ldc;
+    int64_t ldab = lda * 8, ldcb = ldc * 4;
+    int j = 0;
+    if (first) { /* whole filter tiles straight into c */
+        const uint64_t *bj = b + k0;
+        for (; j + 4 <= n; j += 4, bj += 4 * ldb)
+            fn(pa, bj, bj + ldb, bj + 2 * ldb, bj + 3 * ldb, ct + j, iters,
+               tail, ldab, ldcb);
+    }
+    for (; j < n; j += 4) {
+        int32_t tmp[MAX_ROWS * 4];
+        int nf = n - j < 4 ? n - j : 4;
+        const uint64_t *bf[4];
+        for (int f = 0; f < 4; f++) /* missing filters repeat the last */
+            bf[f] = b + (int64_t)(j + (f < nf ? f : nf - 1)) * ldb + k0;
+        fn(pa, bf[0], bf[1], bf[2], bf[3], tmp, iters, tail, ldab, 16);
+        for (int r = 0; r < rows; r++)
+            for (int f = 0; f < nf; f++)
+                ct[r * ldc + j + f] = (first ? 0 : ct[r * ldc + j + f]) + tmp[r * 4 + f];
+    }
+}
+
+void ebnn_bgemm_neon(int m, int n, int kwords, const uint64_t *a, int64_t lda,
+                     const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    /* balanced row tiles of at most MAX_ROWS rows (196 -> 16 x 10 + 4 x 9) */
+    int ntiles = (m + MAX_ROWS - 1) / MAX_ROWS;
+    int base = m / ntiles, extra = m % ntiles;
+    for (int t = 0, i = 0; t < ntiles; t++) {
+        int rows = base + (t < extra);
+        for (int k0 = 0; k0 < kwords || k0 == 0; k0 += KBLOCK) {
+            int k1 = kwords - k0 < KBLOCK ? kwords : k0 + KBLOCK;
+            bgemm_neon_rows(rows, i, n, k0, k1, a, lda, b, ldb, c, ldc, k0 == 0);
+        }
+        i += rows;
+    }
+}
+
+#else /* armv7 */
+
+/* Sums of words [k0, k1) of `rows` rows against 4 filters into acc[r]
+ * (acc zeroed by the caller).
  * ROWS is a compile-time constant at every call site (always_inline), so the
  * loops over rows unroll and acc[] lives in registers. */
 static inline __attribute__((always_inline)) void
@@ -174,4 +380,5 @@ void ebnn_bgemm_neon(int m, int n, int kwords, const uint64_t *a, int64_t lda,
     }
 }
 
+#endif /* armv7 */
 #endif /* __ARM_NEON */
