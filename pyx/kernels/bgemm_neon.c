@@ -65,16 +65,19 @@ static inline uint8x16_t fold4(uint8x16_t x, uint8x16_t f0, uint8x16_t f1,
 
 #if defined(__aarch64__)
 /* ------------------------------------------------------------ aarch64 ---
- * One asm statement computes a whole tile of R <= 10 rows x 4 filters over
- * a K block and stores the 4 x R totals: the compiler's own code for this
- * spilled and recomputed addresses with all 32 vector registers live.
- * Registers: v0-v9 accumulators (row r in v<r>), v10-v13 the current row's
- * 4 steps, v14-v15 counts, v16-v31 the filters (filter f step s in
- * v<16+4f+s>). The last filter's eor overwrites the row register it no
- * longer needs, so two count temporaries suffice and 10 rows fit.
- * Rows are read through one pointer advanced by lda per row (post-index),
- * rewound once per block; every other load post-increments its pointer. */
-#define A_STEP(r, A, B0, B1, B2, B3)                                       \
+ * One asm statement runs a row tile of R <= 10 rows against nt filter tiles
+ * of 4 (the compiler's own code spilled and recomputed addresses with all
+ * 32 vector registers live). Registers: v0-v9 accumulators (row r in v<r>),
+ * v10-v13 the current row's 4 steps, v14-v15 counts, v16-v31 the filters
+ * (filter f step s in v<16+4f+s>). The last filter's eor overwrites the row
+ * register it no longer needs, so two count temporaries suffice and 10 rows
+ * fit. Rows and filters are each read through one pointer advanced by the
+ * row stride after every load (post-index); the last load of a block
+ * advances by "stride back to the first row + block width" instead, so no
+ * instruction is spent on addresses. The first block of a tile writes the
+ * accumulators (uaddlp) instead of adding to them, so they need no zeroing.
+ */
+#define A_STEP(r, A, B0, B1, B2, B3, OP)                                   \
     "eor v14.16b, v" #A ".16b, v" #B0 ".16b\n\t"                           \
     "eor v15.16b, v" #A ".16b, v" #B1 ".16b\n\t"                           \
     "cnt v14.16b, v14.16b\n\t"                                             \
@@ -86,43 +89,55 @@ static inline uint8x16_t fold4(uint8x16_t x, uint8x16_t f0, uint8x16_t f1,
     "cnt v" #A ".16b, v" #A ".16b\n\t"                                     \
     "addp v15.16b, v15.16b, v" #A ".16b\n\t"                               \
     "addp v14.16b, v14.16b, v15.16b\n\t"                                   \
-    "uadalp v" #r ".8h, v14.16b\n\t"
-#define A_STEP0(r) A_STEP(r, 10, 16, 20, 24, 28)
-#define A_STEP1(r) A_STEP(r, 11, 17, 21, 25, 29)
-#define A_STEP2(r) A_STEP(r, 12, 18, 22, 26, 30)
-#define A_STEP3(r) A_STEP(r, 13, 19, 23, 27, 31)
+    OP " v" #r ".8h, v14.16b\n\t"
+#define A_STEP0(r, OP) A_STEP(r, 10, 16, 20, 24, 28, OP)
+#define A_STEP1(r, OP) A_STEP(r, 11, 17, 21, 25, 29, OP)
+#define A_STEP2(r, OP) A_STEP(r, 12, 18, 22, 26, 30, OP)
+#define A_STEP3(r, OP) A_STEP(r, 13, 19, 23, 27, 31, OP)
 
-/* one row: S = 4, 2, 1 steps of 128 bits, H = one 64-bit word */
-#define A_ROW4(r) "ld1 {v10.16b-v13.16b}, [%[pa]], %[lda]\n\t" \
-    A_STEP0(r) A_STEP1(r) A_STEP2(r) A_STEP3(r)
-#define A_ROW2(r) "ld1 {v10.16b-v11.16b}, [%[pa]], %[lda]\n\t" A_STEP0(r) A_STEP1(r)
-#define A_ROW1(r) "ld1 {v10.16b}, [%[pa]], %[lda]\n\t" A_STEP0(r)
-#define A_ROWH(r) "ld1 {v10.1d}, [%[pa]], %[lda]\n\t" A_STEP0(r)
+/* one row for block kind 4, 2, 1 (steps of 128 bits) or H (one 64-bit
+ * word: a 64-bit load zeroes the upper half, which then counts 0); OP is
+ * the first step's accumulate (uaddlp starts the sum, uadalp adds) */
+#define A_ROW4(r, inc, OP) "ld1 {v10.16b-v13.16b}, [%[pa]], %[" #inc "]\n\t" \
+    A_STEP0(r, OP) A_STEP1(r, "uadalp") A_STEP2(r, "uadalp") A_STEP3(r, "uadalp")
+#define A_ROW2(r, inc, OP) "ld1 {v10.16b-v11.16b}, [%[pa]], %[" #inc "]\n\t" \
+    A_STEP0(r, OP) A_STEP1(r, "uadalp")
+#define A_ROW1(r, inc, OP) "ld1 {v10.16b}, [%[pa]], %[" #inc "]\n\t" A_STEP0(r, OP)
+#define A_ROWH(r, inc, OP) "ld1 {v10.1d}, [%[pa]], %[" #inc "]\n\t" A_STEP0(r, OP)
 
-#define A_FILTERS(n, regs0, regs1, regs2, regs3)                           \
-    "ld1 {" regs0 "}, [%[b0]], #" #n "\n\t"                                \
-    "ld1 {" regs1 "}, [%[b1]], #" #n "\n\t"                                \
-    "ld1 {" regs2 "}, [%[b2]], #" #n "\n\t"                                \
-    "ld1 {" regs3 "}, [%[b3]], #" #n "\n\t"
-#define A_FILTERS4 A_FILTERS(64, "v16.16b-v19.16b", "v20.16b-v23.16b",     \
-                             "v24.16b-v27.16b", "v28.16b-v31.16b")
-#define A_FILTERS2 A_FILTERS(32, "v16.16b-v17.16b", "v20.16b-v21.16b",     \
-                             "v24.16b-v25.16b", "v28.16b-v29.16b")
-#define A_FILTERS1 A_FILTERS(16, "v16.16b", "v20.16b", "v24.16b", "v28.16b")
-/* 64-bit loads zero the upper half of the register: those count 0 */
-#define A_FILTERSH A_FILTERS(8, "v16.1d", "v20.1d", "v24.1d", "v28.1d")
+#define A_FILTERS(r0, r1, r2, r3, last)                                    \
+    "ld1 {" r0 "}, [%[pb]], %[ldb]\n\t"                                    \
+    "ld1 {" r1 "}, [%[pb]], %[ldb]\n\t"                                    \
+    "ld1 {" r2 "}, [%[pb]], %[ldb]\n\t"                                    \
+    "ld1 {" r3 "}, [%[pb]], %[" last "]\n\t"
+#define A_FILTERS4 A_FILTERS("v16.16b-v19.16b", "v20.16b-v23.16b",         \
+                             "v24.16b-v27.16b", "v28.16b-v31.16b", "bl4")
+#define A_FILTERS2 A_FILTERS("v16.16b-v17.16b", "v20.16b-v21.16b",         \
+                             "v24.16b-v25.16b", "v28.16b-v29.16b", "bl2")
+#define A_FILTERS1 A_FILTERS("v16.16b", "v20.16b", "v24.16b", "v28.16b", "bl1")
+#define A_FILTERSH A_FILTERS("v16.1d", "v20.1d", "v24.1d", "v28.1d", "blh")
 
-/* rows 0..R-1 for block kind S */
-#define A_ROWS_1(S) A_ROW##S(0)
-#define A_ROWS_2(S) A_ROWS_1(S) A_ROW##S(1)
-#define A_ROWS_3(S) A_ROWS_2(S) A_ROW##S(2)
-#define A_ROWS_4(S) A_ROWS_3(S) A_ROW##S(3)
-#define A_ROWS_5(S) A_ROWS_4(S) A_ROW##S(4)
-#define A_ROWS_6(S) A_ROWS_5(S) A_ROW##S(5)
-#define A_ROWS_7(S) A_ROWS_6(S) A_ROW##S(6)
-#define A_ROWS_8(S) A_ROWS_7(S) A_ROW##S(7)
-#define A_ROWS_9(S) A_ROWS_8(S) A_ROW##S(8)
-#define A_ROWS_10(S) A_ROWS_9(S) A_ROW##S(9)
+/* rows 0..n-1 stepping by lda; A_ROWS_R adds row R-1 with the wrap-around */
+#define A_FIRST_0(S, OP)
+#define A_FIRST_1(S, OP) A_ROW##S(0, lda, OP)
+#define A_FIRST_2(S, OP) A_FIRST_1(S, OP) A_ROW##S(1, lda, OP)
+#define A_FIRST_3(S, OP) A_FIRST_2(S, OP) A_ROW##S(2, lda, OP)
+#define A_FIRST_4(S, OP) A_FIRST_3(S, OP) A_ROW##S(3, lda, OP)
+#define A_FIRST_5(S, OP) A_FIRST_4(S, OP) A_ROW##S(4, lda, OP)
+#define A_FIRST_6(S, OP) A_FIRST_5(S, OP) A_ROW##S(5, lda, OP)
+#define A_FIRST_7(S, OP) A_FIRST_6(S, OP) A_ROW##S(6, lda, OP)
+#define A_FIRST_8(S, OP) A_FIRST_7(S, OP) A_ROW##S(7, lda, OP)
+#define A_FIRST_9(S, OP) A_FIRST_8(S, OP) A_ROW##S(8, lda, OP)
+#define A_ROWS_1(S, OP) A_FIRST_0(S, OP) A_ROW##S(0, al##S, OP)
+#define A_ROWS_2(S, OP) A_FIRST_1(S, OP) A_ROW##S(1, al##S, OP)
+#define A_ROWS_3(S, OP) A_FIRST_2(S, OP) A_ROW##S(2, al##S, OP)
+#define A_ROWS_4(S, OP) A_FIRST_3(S, OP) A_ROW##S(3, al##S, OP)
+#define A_ROWS_5(S, OP) A_FIRST_4(S, OP) A_ROW##S(4, al##S, OP)
+#define A_ROWS_6(S, OP) A_FIRST_5(S, OP) A_ROW##S(5, al##S, OP)
+#define A_ROWS_7(S, OP) A_FIRST_6(S, OP) A_ROW##S(6, al##S, OP)
+#define A_ROWS_8(S, OP) A_FIRST_7(S, OP) A_ROW##S(7, al##S, OP)
+#define A_ROWS_9(S, OP) A_FIRST_8(S, OP) A_ROW##S(8, al##S, OP)
+#define A_ROWS_10(S, OP) A_FIRST_9(S, OP) A_ROW##S(9, al##S, OP)
 
 #define A_ZERO_1 "movi v0.8h, #0\n\t"
 #define A_ZERO_2 A_ZERO_1 "movi v1.8h, #0\n\t"
@@ -135,61 +150,88 @@ static inline uint8x16_t fold4(uint8x16_t x, uint8x16_t f0, uint8x16_t f1,
 #define A_ZERO_9 A_ZERO_8 "movi v8.8h, #0\n\t"
 #define A_ZERO_10 A_ZERO_9 "movi v9.8h, #0\n\t"
 
-/* totals: lanes 2f, 2f+1 of v<r> hold filter f; a pairwise add of rows r,
- * r+1 puts row r's 4 totals in lanes 0-3 and row r+1's in 4-7 */
-#define A_OUT2(r, s)                                                       \
-    "addp v14.8h, v" #r ".8h, v" #s ".8h\n\t"                              \
-    "ushll v15.4s, v14.4h, #0\n\t"                                         \
-    "ushll2 v14.4s, v14.8h, #0\n\t"                                        \
-    "st1 {v15.4s}, [%[pc]], %[ldc]\n\t"                                    \
-    "st1 {v14.4s}, [%[pc]], %[ldc]\n\t"
-#define A_OUT1(r)                                                          \
-    "addp v14.8h, v" #r ".8h, v" #r ".8h\n\t"                              \
-    "ushll v15.4s, v14.4h, #0\n\t"                                         \
-    "st1 {v15.4s}, [%[pc]], %[ldc]\n\t"
-#define A_OUT_1 A_OUT1(0)
-#define A_OUT_2 A_OUT2(0, 1)
-#define A_OUT_3 A_OUT_2 A_OUT1(2)
-#define A_OUT_4 A_OUT_2 A_OUT2(2, 3)
-#define A_OUT_5 A_OUT_4 A_OUT1(4)
-#define A_OUT_6 A_OUT_4 A_OUT2(4, 5)
-#define A_OUT_7 A_OUT_6 A_OUT1(6)
-#define A_OUT_8 A_OUT_6 A_OUT2(6, 7)
-#define A_OUT_9 A_OUT_8 A_OUT1(8)
-#define A_OUT_10 A_OUT_8 A_OUT2(8, 9)
+/* lanes 2f, 2f+1 of v<r> hold filter f: one pairwise widening add gives
+ * row r's 4 totals as u32; the last row's store moves pc to the next tile */
+#define A_OUT(r, inc)                                                      \
+    "uaddlp v14.4s, v" #r ".8h\n\t"                                        \
+    "st1 {v14.4s}, [%[pc]], %[" #inc "]\n\t"
+#define A_OUT_1 A_OUT(0, cl)
+#define A_OUT_2 A_OUT(0, ldc) A_OUT(1, cl)
+#define A_OUT_3 A_OUT(0, ldc) A_OUT(1, ldc) A_OUT(2, cl)
+#define A_OUT_4 A_OUT(0, ldc) A_OUT(1, ldc) A_OUT(2, ldc) A_OUT(3, cl)
+#define A_OUT_5 A_OUT(0, ldc) A_OUT(1, ldc) A_OUT(2, ldc) A_OUT(3, ldc) A_OUT(4, cl)
+#define A_OUT_6 A_OUT(0, ldc) A_OUT(1, ldc) A_OUT(2, ldc) A_OUT(3, ldc) \
+    A_OUT(4, ldc) A_OUT(5, cl)
+#define A_OUT_7 A_OUT(0, ldc) A_OUT(1, ldc) A_OUT(2, ldc) A_OUT(3, ldc) \
+    A_OUT(4, ldc) A_OUT(5, ldc) A_OUT(6, cl)
+#define A_OUT_8 A_OUT(0, ldc) A_OUT(1, ldc) A_OUT(2, ldc) A_OUT(3, ldc) \
+    A_OUT(4, ldc) A_OUT(5, ldc) A_OUT(6, ldc) A_OUT(7, cl)
+#define A_OUT_9 A_OUT(0, ldc) A_OUT(1, ldc) A_OUT(2, ldc) A_OUT(3, ldc) \
+    A_OUT(4, ldc) A_OUT(5, ldc) A_OUT(6, ldc) A_OUT(7, ldc) A_OUT(8, cl)
+#define A_OUT_10 A_OUT(0, ldc) A_OUT(1, ldc) A_OUT(2, ldc) A_OUT(3, ldc) \
+    A_OUT(4, ldc) A_OUT(5, ldc) A_OUT(6, ldc) A_OUT(7, ldc) A_OUT(8, ldc) \
+    A_OUT(9, cl)
 
-/* tile_R: iters x 4 steps, then per bit of `tail` (2: 2 steps, 1: 1 step,
- * 4: one 64-bit word); rew* rewind the row pointer to row 0 after a block.
- * Writes the R x 4 totals to pc + r*ldc_bytes. */
+/* strides and wrap-arounds in bytes, see bgemm_neon_rows */
+typedef struct {
+    int64_t lda, ldb, ldc, al4, al2, al1, alh, bl4, bl2, bl1, blh, bstep, cl;
+    int iters, tail; /* 4-step blocks; tail bit 1: 2 steps, 0: 1, 2: a word */
+} a_plan;
+
+/* Blocks run in the order: first the tail blocks (2, 1, H), then the
+ * 4-step loop; whichever comes first initialises the accumulators. */
 #define A_TILE(R)                                                          \
-    static void bgemm_neon_tile_##R(const uint64_t *pa, const uint64_t *b0,           \
-                         const uint64_t *b1, const uint64_t *b2,           \
-                         const uint64_t *b3, int32_t *pc, int iters,       \
-                         int tail, int64_t lda_bytes, int64_t ldc_bytes)   \
+    static void bgemm_neon_tile_##R(const uint64_t *pa, const uint64_t *pb, \
+                                    int32_t *pc, int nt, const a_plan *p)  \
     {                                                                      \
-        const int64_t rew4 = R * lda_bytes - 64, rew2 = R * lda_bytes - 32; \
-        const int64_t rew1 = R * lda_bytes - 16;                           \
+        const uint64_t *row;                                               \
+        int it;                                                            \
         __asm__ volatile(                                                  \
-            A_ZERO_##R                                                     \
-            "cbz %w[it], 2f\n"                                             \
-            "1:\n\t" A_FILTERS4 A_ROWS_##R(4)                              \
-            "sub %[pa], %[pa], %[rew4]\n\t"                                \
+            "0:\n\t"                                                       \
+            "mov %[pa], %[a]\n\t"                                             \
+            "mov %w[it], %w[iters]\n\t"                                    \
+            "tbz %w[tail], #1, 10f\n\t"                                    \
+            A_FILTERS2 A_ROWS_##R(2, "uaddlp")                             \
+            "b 11f\n"                                                      \
+            "10:\n\t"                                                      \
+            "tbz %w[tail], #0, 12f\n\t"                                    \
+            A_FILTERS1 A_ROWS_##R(1, "uaddlp")                             \
+            "b 13f\n"                                                      \
+            "12:\n\t"                                                      \
+            "tbz %w[tail], #2, 14f\n\t"                                    \
+            A_FILTERSH A_ROWS_##R(H, "uaddlp")                             \
+            "b 15f\n"                                                      \
+            "14:\n\t"                                                      \
+            "cbz %w[it], 16f\n\t"                                          \
+            A_FILTERS4 A_ROWS_##R(4, "uaddlp")                             \
+            "sub %w[it], %w[it], #1\n\t"                                   \
+            "b 15f\n"                                                      \
+            "16:\n\t" A_ZERO_##R                                           \
+            "b 20f\n"                                                      \
+            "11:\n\t"                                                      \
+            "tbz %w[tail], #0, 13f\n\t"                                    \
+            A_FILTERS1 A_ROWS_##R(1, "uadalp")                             \
+            "13:\n\t"                                                      \
+            "tbz %w[tail], #2, 15f\n\t"                                    \
+            A_FILTERSH A_ROWS_##R(H, "uadalp")                             \
+            "15:\n\t"                                                      \
+            "cbz %w[it], 20f\n"                                            \
+            "1:\n\t"                                                       \
+            A_FILTERS4 A_ROWS_##R(4, "uadalp")                             \
             "subs %w[it], %w[it], #1\n\t"                                  \
             "b.ne 1b\n"                                                    \
-            "2:\n\t"                                                       \
-            "tbz %w[tail], #1, 3f\n\t" A_FILTERS2 A_ROWS_##R(2)            \
-            "sub %[pa], %[pa], %[rew2]\n"                                  \
-            "3:\n\t"                                                       \
-            "tbz %w[tail], #0, 4f\n\t" A_FILTERS1 A_ROWS_##R(1)            \
-            "sub %[pa], %[pa], %[rew1]\n"                                  \
-            "4:\n\t"                                                       \
-            "tbz %w[tail], #2, 5f\n\t" A_FILTERSH A_ROWS_##R(H)            \
-            "5:\n\t" A_OUT_##R                                             \
-            : [pa] "+r"(pa), [b0] "+r"(b0), [b1] "+r"(b1), [b2] "+r"(b2),  \
-              [b3] "+r"(b3), [pc] "+r"(pc), [it] "+r"(iters)               \
-            : [tail] "r"(tail), [lda] "r"(lda_bytes),                      \
-              [ldc] "r"(ldc_bytes), [rew4] "r"(rew4), [rew2] "r"(rew2),    \
-              [rew1] "r"(rew1)                                             \
+            "20:\n\t" A_OUT_##R                                            \
+            "add %[pb], %[pb], %[bstep]\n\t"                               \
+            "subs %w[nt], %w[nt], #1\n\t"                                  \
+            "b.ne 0b\n\t"                                                  \
+            : [pa] "=&r"(row), [it] "=&r"(it), [pb] "+r"(pb),              \
+              [pc] "+r"(pc), [nt] "+r"(nt)                                 \
+            : [a] "r"(pa), [iters] "r"(p->iters), [tail] "r"(p->tail),     \
+              [lda] "r"(p->lda), [ldb] "r"(p->ldb), [ldc] "r"(p->ldc),     \
+              [al4] "r"(p->al4), [al2] "r"(p->al2), [al1] "r"(p->al1),     \
+              [alH] "r"(p->alh), [bl4] "r"(p->bl4), [bl2] "r"(p->bl2),     \
+              [bl1] "r"(p->bl1), [blh] "r"(p->blh), [bstep] "r"(p->bstep), \
+              [cl] "r"(p->cl)                                              \
             : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9",  \
               "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17",      \
               "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25",      \
@@ -206,45 +248,67 @@ A_TILE(8)
 A_TILE(9)
 A_TILE(10)
 
-typedef void (*tile_fn)(const uint64_t *, const uint64_t *, const uint64_t *,
-                        const uint64_t *, const uint64_t *, int32_t *, int,
-                        int, int64_t, int64_t);
+typedef void (*tile_fn)(const uint64_t *, const uint64_t *, int32_t *, int,
+                        const a_plan *);
 static const tile_fn tiles[11] = {
     NULL, bgemm_neon_tile_1, bgemm_neon_tile_2, bgemm_neon_tile_3,
     bgemm_neon_tile_4, bgemm_neon_tile_5, bgemm_neon_tile_6, bgemm_neon_tile_7,
     bgemm_neon_tile_8, bgemm_neon_tile_9, bgemm_neon_tile_10};
 #define MAX_ROWS 10
 
-/* Rows [i0, i0+rows) against all filters, one K block [k0, k1). Whole
- * filter tiles of the first block write straight into c; the rest (missing
- * filters, later K blocks adding to c) go through a small buffer. */
+static void plan(a_plan *p, int rows, int kw, int64_t lda_words,
+                 int64_t ldb_words, int64_t ldc_ints)
+{
+    int64_t kbytes = (int64_t)kw * 8, wrap_a = (rows - 1) * lda_words * 8;
+    p->lda = lda_words * 8;
+    p->ldb = ldb_words * 8;
+    p->ldc = ldc_ints * 4;
+    p->al4 = 64 - wrap_a; /* back to row 0, one block further */
+    p->al2 = 32 - wrap_a;
+    p->al1 = 16 - wrap_a;
+    p->alh = 8 - wrap_a;
+    p->bl4 = 64 - 3 * p->ldb;
+    p->bl2 = 32 - 3 * p->ldb;
+    p->bl1 = 16 - 3 * p->ldb;
+    p->blh = 8 - 3 * p->ldb;
+    p->bstep = 4 * p->ldb - kbytes; /* from the end of K to the next tile */
+    p->cl = 16 - (rows - 1) * p->ldc;
+    p->iters = kw / 8;
+    p->tail = ((kw / 2) & 3) | (kw & 1) << 2;
+}
+
+/* Rows [i0, i0+rows) against all n filters over the K block [k0, k1). Whole
+ * filter tiles of the first block go straight into c; the rest (a last
+ * partial filter tile, later K blocks adding to c) through a small buffer. */
 static void bgemm_neon_rows(int rows, int i0, int n, int k0, int k1,
-                     const uint64_t *a, int64_t lda, const uint64_t *b,
-                     int64_t ldb, int32_t *c, int64_t ldc, int first)
+                            const uint64_t *a, int64_t lda, const uint64_t *b,
+                            int64_t ldb, int32_t *c, int64_t ldc, int first)
 {
     tile_fn fn = tiles[rows];
-    int steps = (k1 - k0) / 2;
-    int iters = steps / 4, tail = (steps & 3) | ((k1 - k0) & 1) << 2;
     const uint64_t *pa = a + (int64_t)i0 * lda + k0;
     int32_t *ct = c + (int64_t)i0 * ldc;
-    int64_t ldab = lda * 8, ldcb = ldc * 4;
+    a_plan p;
     int j = 0;
-    if (first) { /* whole filter tiles straight into c */
-        const uint64_t *bj = b + k0;
-        for (; j + 4 <= n; j += 4, bj += 4 * ldb)
-            fn(pa, bj, bj + ldb, bj + 2 * ldb, bj + 3 * ldb, ct + j, iters,
-               tail, ldab, ldcb);
+    if (first && n >= 4) {
+        plan(&p, rows, k1 - k0, lda, ldb, ldc);
+        fn(pa, b + k0, ct, n / 4, &p);
+        j = n / 4 * 4;
     }
-    for (; j < n; j += 4) {
-        int32_t tmp[MAX_ROWS * 4];
-        int nf = n - j < 4 ? n - j : 4;
-        const uint64_t *bf[4];
-        for (int f = 0; f < 4; f++) /* missing filters repeat the last */
-            bf[f] = b + (int64_t)(j + (f < nf ? f : nf - 1)) * ldb + k0;
-        fn(pa, bf[0], bf[1], bf[2], bf[3], tmp, iters, tail, ldab, 16);
+    /* buffered: 4 filters from j (shifted back to n-4 at the edge when
+     * possible), or for n < 4 one filter at a time read 4 times (ldb 0) */
+    int32_t tmp[MAX_ROWS * 4];
+    while (j < n) {
+        int j4 = j + 4 <= n ? j : n >= 4 ? n - 4 : j;
+        int single = j4 + 4 > n;
+        plan(&p, rows, k1 - k0, lda, single ? 0 : ldb, 4);
+        fn(pa, b + (int64_t)j4 * ldb + k0, tmp, 1, &p);
+        int jn = single ? j + 1 : j4 + 4;
         for (int r = 0; r < rows; r++)
-            for (int f = 0; f < nf; f++)
-                ct[r * ldc + j + f] = (first ? 0 : ct[r * ldc + j + f]) + tmp[r * 4 + f];
+            for (int jj = j; jj < jn; jj++) {
+                int32_t v = tmp[r * 4 + (jj - j4) * !single];
+                ct[r * ldc + jj] = first ? v : ct[r * ldc + jj] + v;
+            }
+        j = jn;
     }
 }
 
