@@ -3,65 +3,26 @@
  *
  * Cost model: per 128 bits of one (row, filter) pair the floor is three
  * instructions (eor, cnt, accumulate), so everything else -- loads, loop
- * control, horizontal reduction -- has to be amortised over a register tile.
+ * control, horizontal reduction -- is amortised over a register tile, and
+ * the inner loops are inline assembly because with every vector register
+ * live the compiler spills and spends instructions on addresses.
  *
- * Tile: up to 8 rows x 4 filters. The 4 filters' 16 bytes-of-counts for one
- * row are folded by a pairwise-add tree into ONE vector (bytes 4f..4f+3 belong
- * to filter f) and widened into that row's u16 accumulator, so a row costs a
- * single accumulator register for four filters: 8 rows x 4 filters need only
- * 8 accumulators, leaving room to keep 4 steps (512 bits) of all 4 filters in
- * registers while the rows stream past. Accumulator lanes 2f, 2f+1 hold
- * filter f; a final pairwise add gives the four totals of a row in order.
+ * aarch64 (32 registers): tiles of up to 10 rows x 4 filters. The 4
+ * filters' byte counts for one row are folded by a pairwise-add tree into ONE
+ * vector (bytes 4f..4f+3 belong to filter f) and widened into that row's u16
+ * accumulator, so a row needs one accumulator for four filters, leaving room
+ * to hold 4 steps (512 bits) of the 4 filters while the rows stream past.
+ * armv7 (16 registers, pairwise adds only on 64-bit halves): 2 rows x 4
+ * filters with one accumulator per pair, 2 steps per load.
  *
- * u16 lanes: each step adds at most 64 to a lane and a final total is at most
- * 64*kwords, so K is processed in blocks of at most KBLOCK words. */
+ * u16 lanes: a final total is at most 64*kwords and is summed in u16, so K
+ * is processed in blocks of at most KBLOCK words, added up in int32. */
 #if defined(__ARM_NEON)
 #include <arm_neon.h>
 
 #include "internal.h"
 
-#define TILE_ROWS 8
-#define TILE_FILTERS 4
 #define KBLOCK 1020 /* words; 64*KBLOCK < 65536 and a multiple of 4 */
-
-#if defined(__aarch64__)
-#define padd_u8 vpaddq_u8
-#define padd_u16 vpaddq_u16
-#else
-/* armv7 has pairwise adds on 64-bit halves only */
-static inline uint8x16_t padd_u8(uint8x16_t x, uint8x16_t y)
-{
-    return vcombine_u8(vpadd_u8(vget_low_u8(x), vget_high_u8(x)),
-                       vpadd_u8(vget_low_u8(y), vget_high_u8(y)));
-}
-static inline uint16x8_t padd_u16(uint16x8_t x, uint16x8_t y)
-{
-    return vcombine_u16(vpadd_u16(vget_low_u16(x), vget_high_u16(x)),
-                        vpadd_u16(vget_low_u16(y), vget_high_u16(y)));
-}
-#endif
-
-static inline uint8x16_t load128(const uint64_t *p)
-{
-    return vreinterpretq_u8_u64(vld1q_u64(p));
-}
-
-/* one 64-bit word in the low half, zeros above (for odd kwords) */
-static inline uint8x16_t load64(const uint64_t *p)
-{
-    return vreinterpretq_u8_u64(vcombine_u64(vld1_u64(p), vdup_n_u64(0)));
-}
-
-/* counts of x ^ f0..f3 folded to bytes 4f..4f+3 (each byte <= 32) */
-static inline uint8x16_t fold4(uint8x16_t x, uint8x16_t f0, uint8x16_t f1,
-                               uint8x16_t f2, uint8x16_t f3)
-{
-    uint8x16_t c0 = vcntq_u8(veorq_u8(x, f0));
-    uint8x16_t c1 = vcntq_u8(veorq_u8(x, f1));
-    uint8x16_t c2 = vcntq_u8(veorq_u8(x, f2));
-    uint8x16_t c3 = vcntq_u8(veorq_u8(x, f3));
-    return padd_u8(padd_u8(c0, c1), padd_u8(c2, c3));
-}
 
 #if defined(__aarch64__)
 /* ------------------------------------------------------------ aarch64 ---
@@ -330,119 +291,116 @@ void ebnn_bgemm_neon(int m, int n, int kwords, const uint64_t *a, int64_t lda,
     }
 }
 
-#else /* armv7 */
+#else
+/* -------------------------------------------------------------- armv7 ---
+ * Registers: q0-q3 row 0 x filters 0-3, q4-q7 row 1 x filters 0-3 (u16
+ * accumulators, each lane <= 16 per step), q8-q9 / q10-q11 two steps of rows
+ * 0 / 1, q12-q13 two steps of the current filter, q14-q15 counts. One asm
+ * statement: zero, the 2-step loop, a 1-step and a 64-bit tail, and the
+ * reduction (in u16: a total is < 65536 within a K block) and store. */
+#define V_PAIR(acc, row, filt, t)                                          \
+    "veor " t ", " row ", " filt "\n\t"                                     \
+    "vcnt.8 " t ", " t "\n\t"                                              \
+    "vpadal.u8 " acc ", " t "\n\t"
+/* filter f (accumulators q<f>, q<f+4>) over 2 steps */
+#define V_FILTER2(f, acc1, ptr)                                            \
+    "vld1.64 {d24-d27}, [%[" ptr "]]!\n\t"                                 \
+    V_PAIR("q" #f, "q8", "q12", "q14") V_PAIR("q" #f, "q9", "q13", "q15")  \
+    V_PAIR(acc1, "q10", "q12", "q14") V_PAIR(acc1, "q11", "q13", "q15")
+#define V_FILTER1(f, acc1, ptr)                                            \
+    "vld1.64 {d24-d25}, [%[" ptr "]]!\n\t"                                 \
+    V_PAIR("q" #f, "q8", "q12", "q14") V_PAIR(acc1, "q10", "q12", "q15")
+/* one 64-bit word: d registers, accumulating into the low halves */
+#define V_FILTERH(lo0, lo1, ptr)                                           \
+    "vld1.64 {d24}, [%[" ptr "]]!\n\t"                                     \
+    V_PAIR(lo0, "d16", "d24", "d28") V_PAIR(lo1, "d20", "d24", "d30")
+/* 4 u16x8 accumulators of one row -> 4 u32 totals stored at ptr */
+#define V_OUT(d0, d1, d2, d3, d4, d5, d6, d7, ptr)                         \
+    "vpadd.i16 d16, " d0 ", " d1 "\n\t"                                    \
+    "vpadd.i16 d17, " d2 ", " d3 "\n\t"                                    \
+    "vpadd.i16 d18, " d4 ", " d5 "\n\t"                                    \
+    "vpadd.i16 d19, " d6 ", " d7 "\n\t"                                    \
+    "vpadd.i16 d20, d16, d17\n\t"                                          \
+    "vpadd.i16 d21, d18, d19\n\t"                                          \
+    "vpadd.i16 d22, d20, d21\n\t"                                          \
+    "vmovl.u16 q12, d22\n\t"                                               \
+    "vst1.32 {d24-d25}, [%[" ptr "]]\n\t"
 
-/* Sums of words [k0, k1) of `rows` rows against 4 filters into acc[r]
- * (acc zeroed by the caller).
- * ROWS is a compile-time constant at every call site (always_inline), so the
- * loops over rows unroll and acc[] lives in registers. */
-static inline __attribute__((always_inline)) void
-block(const int ROWS, const uint64_t *const *ar, const uint64_t *const *bf,
-      int k0, int k1, uint16x8_t *acc)
+static void bgemm_neon_tile(const uint64_t *a0, const uint64_t *a1,
+                            const uint64_t *b0, const uint64_t *b1,
+                            const uint64_t *b2, const uint64_t *b3,
+                            int32_t *c0, int32_t *c1, int kw)
 {
-    int k = k0;
-    for (; k + 8 <= k1; k += 8) { /* 4 steps of 128 bits */
-        uint8x16_t b0[4], b1[4], b2[4], b3[4];
-        for (int s = 0; s < 4; s++) {
-            b0[s] = load128(bf[0] + k + 2 * s);
-            b1[s] = load128(bf[1] + k + 2 * s);
-            b2[s] = load128(bf[2] + k + 2 * s);
-            b3[s] = load128(bf[3] + k + 2 * s);
-        }
-        for (int r = 0; r < ROWS; r++) {
-            const uint64_t *p = ar[r] + k;
-            for (int s = 0; s < 4; s++)
-                acc[r] = vpadalq_u8(acc[r], fold4(load128(p + 2 * s), b0[s],
-                                                  b1[s], b2[s], b3[s]));
-        }
-    }
-    for (; k + 2 <= k1; k += 2) {
-        uint8x16_t f0 = load128(bf[0] + k), f1 = load128(bf[1] + k);
-        uint8x16_t f2 = load128(bf[2] + k), f3 = load128(bf[3] + k);
-        for (int r = 0; r < ROWS; r++)
-            acc[r] = vpadalq_u8(acc[r], fold4(load128(ar[r] + k), f0, f1, f2, f3));
-    }
-    if (k < k1) { /* odd word: zero upper halves add nothing */
-        uint8x16_t f0 = load64(bf[0] + k), f1 = load64(bf[1] + k);
-        uint8x16_t f2 = load64(bf[2] + k), f3 = load64(bf[3] + k);
-        for (int r = 0; r < ROWS; r++)
-            acc[r] = vpadalq_u8(acc[r], fold4(load64(ar[r] + k), f0, f1, f2, f3));
-    }
+    int iters = kw / 4, tail = kw & 3; /* bit 1: one step, bit 0: a word */
+    __asm__ volatile(
+        "vmov.i16 q0, #0\n\tvmov.i16 q1, #0\n\tvmov.i16 q2, #0\n\t"
+        "vmov.i16 q3, #0\n\tvmov.i16 q4, #0\n\tvmov.i16 q5, #0\n\t"
+        "vmov.i16 q6, #0\n\tvmov.i16 q7, #0\n\t"
+        "cmp %[it], #0\n\t"
+        "beq 2f\n"
+        "1:\n\t"
+        "vld1.64 {d16-d19}, [%[a0]]!\n\t"
+        "vld1.64 {d20-d23}, [%[a1]]!\n\t"
+        V_FILTER2(0, "q4", "b0") V_FILTER2(1, "q5", "b1")
+        V_FILTER2(2, "q6", "b2") V_FILTER2(3, "q7", "b3")
+        "subs %[it], %[it], #1\n\t"
+        "bne 1b\n"
+        "2:\n\t"
+        "tst %[tail], #2\n\t"
+        "beq 3f\n\t"
+        "vld1.64 {d16-d17}, [%[a0]]!\n\t"
+        "vld1.64 {d20-d21}, [%[a1]]!\n\t"
+        V_FILTER1(0, "q4", "b0") V_FILTER1(1, "q5", "b1")
+        V_FILTER1(2, "q6", "b2") V_FILTER1(3, "q7", "b3")
+        "3:\n\t"
+        "tst %[tail], #1\n\t"
+        "beq 4f\n\t"
+        "vld1.64 {d16}, [%[a0]]!\n\t"
+        "vld1.64 {d20}, [%[a1]]!\n\t"
+        V_FILTERH("d0", "d8", "b0") V_FILTERH("d2", "d10", "b1")
+        V_FILTERH("d4", "d12", "b2") V_FILTERH("d6", "d14", "b3")
+        "4:\n\t"
+        V_OUT("d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "c0")
+        V_OUT("d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "c1")
+        : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1),
+          [b2] "+r"(b2), [b3] "+r"(b3), [it] "+r"(iters)
+        : [tail] "r"(tail), [c0] "r"(c0), [c1] "r"(c1)
+        : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10",
+          "d11", "d12", "d13", "d14", "d15", "d16", "d17", "d18", "d19",
+          "d20", "d21", "d22", "d23", "d24", "d25", "d26", "d27", "d28",
+          "d29", "d30", "d31", "cc", "memory");
 }
-
-/* Store (or add, for K blocks after the first) the 4 totals of each row;
- * only the first `nf` filters are real. */
-static inline __attribute__((always_inline)) void
-store(const int ROWS, const uint16x8_t *acc, int32_t *c, int64_t ldc, int nf,
-      int add)
-{
-    for (int r = 0; r < ROWS; r += 2) {
-        /* lanes 0-3: row r filters 0-3, lanes 4-7: row r+1 */
-        uint16x8_t t = padd_u16(acc[r], r + 1 < ROWS ? acc[r + 1] : acc[r]);
-        uint32x4_t rows[2] = {vmovl_u16(vget_low_u16(t)), vmovl_u16(vget_high_u16(t))};
-        for (int h = 0; h < 2 && r + h < ROWS; h++) {
-            int32_t *out = c + (int64_t)(r + h) * ldc;
-            uint32x4_t v = rows[h];
-            if (add)
-                v = vaddq_u32(v, vreinterpretq_u32_s32(vld1q_s32(out)));
-            if (nf == 4) {
-                vst1q_s32(out, vreinterpretq_s32_u32(v));
-            } else {
-                int32_t tmp[4];
-                vst1q_s32(tmp, vreinterpretq_s32_u32(v));
-                for (int f = 0; f < nf; f++)
-                    out[f] = tmp[f];
-            }
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) void
-tile(const int ROWS, int i0, int j0, int n, int kwords, const uint64_t *a,
-     int64_t lda, const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc)
-{
-    const uint64_t *ar[TILE_ROWS], *bf[TILE_FILTERS];
-    for (int r = 0; r < ROWS; r++)
-        ar[r] = a + (int64_t)(i0 + r) * lda;
-    /* missing filters of an edge tile repeat the last real one */
-    int nf = n - j0 < TILE_FILTERS ? n - j0 : TILE_FILTERS;
-    for (int f = 0; f < TILE_FILTERS; f++)
-        bf[f] = b + (int64_t)(j0 + (f < nf ? f : nf - 1)) * ldb;
-    int32_t *ct = c + (int64_t)i0 * ldc + j0;
-    for (int k0 = 0; k0 < kwords || k0 == 0; k0 += KBLOCK) {
-        int k1 = kwords - k0 < KBLOCK ? kwords : k0 + KBLOCK;
-        uint16x8_t acc[TILE_ROWS];
-        for (int r = 0; r < ROWS; r++)
-            acc[r] = vdupq_n_u16(0);
-        block(ROWS, ar, bf, k0, k1, acc);
-        store(ROWS, acc, ct, ldc, nf, k0 > 0);
-    }
-}
-
-#define ROW_CASE(R)                                                        \
-    case R:                                                                \
-        for (int j = 0; j < n; j += TILE_FILTERS)                          \
-            tile(R, i, j, n, kwords, a, lda, b, ldb, c, ldc);              \
-        break;
 
 void ebnn_bgemm_neon(int m, int n, int kwords, const uint64_t *a, int64_t lda,
                      const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc)
 {
-    if (m <= 0 || n <= 0)
-        return;
-    for (int i = 0; i < m; i += TILE_ROWS) {
-        switch (m - i < TILE_ROWS ? m - i : TILE_ROWS) {
-            ROW_CASE(8)
-            ROW_CASE(7)
-            ROW_CASE(6)
-            ROW_CASE(5)
-            ROW_CASE(4)
-            ROW_CASE(3)
-            ROW_CASE(2)
-            ROW_CASE(1)
+    int32_t tmp[2][4];
+    for (int i = 0; i < m; i += 2) {
+        const uint64_t *a0 = a + (int64_t)i * lda;
+        const uint64_t *a1 = i + 1 < m ? a0 + lda : a0; /* odd m: repeat */
+        int32_t *c0 = c + (int64_t)i * ldc, *c1 = i + 1 < m ? c0 + ldc : tmp[1];
+        for (int k0 = 0; k0 < kwords || k0 == 0; k0 += KBLOCK) {
+            int kw = kwords - k0 < KBLOCK ? kwords - k0 : KBLOCK;
+            for (int j = 0; j < n; j += 4) {
+                int nf = n - j < 4 ? n - j : 4;
+                const uint64_t *bf[4];
+                for (int f = 0; f < 4; f++) /* missing filters repeat the last */
+                    bf[f] = b + (int64_t)(j + (f < nf ? f : nf - 1)) * ldb + k0;
+                if (nf == 4 && k0 == 0) { /* straight into c */
+                    bgemm_neon_tile(a0 + k0, a1 + k0, bf[0], bf[1], bf[2], bf[3],
+                                    c0 + j, c1 + (c1 == tmp[1] ? 0 : j), kw);
+                    continue;
+                }
+                bgemm_neon_tile(a0 + k0, a1 + k0, bf[0], bf[1], bf[2], bf[3],
+                                tmp[0], tmp[1], kw);
+                for (int r = 0; r < 2 && i + r < m; r++)
+                    for (int f = 0; f < nf; f++) {
+                        int32_t *o = c + (int64_t)(i + r) * ldc + j + f;
+                        *o = (k0 ? *o : 0) + tmp[r][f];
+                    }
+            }
         }
     }
 }
-
 #endif /* armv7 */
 #endif /* __ARM_NEON */
