@@ -1,0 +1,60 @@
+/* Bit-packing of float rows with NEON: bit k of word w is set where
+ * x[64w + k] < 0. The compare is an ordered less-than, so -0.0 and NaN give
+ * 0 as the contract asks; the unused high bits of a row's last word are 0. */
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#include <string.h>
+
+#include "internal.h"
+
+#if defined(__aarch64__)
+#define padd_u8 vpaddq_u8
+#else
+static inline uint8x16_t padd_u8(uint8x16_t x, uint8x16_t y)
+{
+    return vcombine_u8(vpadd_u8(vget_low_u8(x), vget_high_u8(x)),
+                       vpadd_u8(vget_low_u8(y), vget_high_u8(y)));
+}
+#endif
+
+/* 16 floats -> 16 bytes, byte i = 1 << (i % 8) where x[i] < 0, else 0 */
+static inline uint8x16_t sign_bytes(const float *x)
+{
+    static const uint8_t weights[16] = {1, 2, 4, 8, 16, 32, 64, 128,
+                                        1, 2, 4, 8, 16, 32, 64, 128};
+    const float32x4_t zero = vdupq_n_f32(0.0f);
+    uint16x8_t lo = vcombine_u16(vmovn_u32(vcltq_f32(vld1q_f32(x), zero)),
+                                 vmovn_u32(vcltq_f32(vld1q_f32(x + 4), zero)));
+    uint16x8_t hi = vcombine_u16(vmovn_u32(vcltq_f32(vld1q_f32(x + 8), zero)),
+                                 vmovn_u32(vcltq_f32(vld1q_f32(x + 12), zero)));
+    uint8x16_t mask = vcombine_u8(vmovn_u16(lo), vmovn_u16(hi));
+    return vandq_u8(mask, vld1q_u8(weights));
+}
+
+/* 64 floats -> one word: each pairwise add sums distinct bits, so after
+ * three levels byte b holds the 8 bits of floats 8b..8b+7 */
+static inline uint64_t pack64(const float *x)
+{
+    uint8x16_t p01 = padd_u8(sign_bytes(x), sign_bytes(x + 16));
+    uint8x16_t p23 = padd_u8(sign_bytes(x + 32), sign_bytes(x + 48));
+    uint8x16_t q = padd_u8(p01, p23);
+    q = padd_u8(q, q);
+    return vgetq_lane_u64(vreinterpretq_u64_u8(q), 0);
+}
+
+void ebnn_bitpack_f32_neon(const float *x, int64_t rows, int c, uint64_t *out)
+{
+    int full = c / 64, rest = c % 64, words = ebnn_words(c);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * c;
+        uint64_t *o = out + r * words;
+        for (int w = 0; w < full; w++)
+            o[w] = pack64(xr + 64 * w);
+        if (rest) { /* zero padding packs to 0 bits */
+            float tail[64] = {0};
+            memcpy(tail, xr + 64 * full, rest * sizeof *tail);
+            o[full] = pack64(tail);
+        }
+    }
+}
+#endif /* __ARM_NEON */
