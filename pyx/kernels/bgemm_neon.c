@@ -19,10 +19,28 @@
  * is processed in blocks of at most KBLOCK words, added up in int32. */
 #if defined(__ARM_NEON)
 #include <arm_neon.h>
+#include <stddef.h>
 
 #include "internal.h"
 
 #define KBLOCK 1020 /* words; 64*KBLOCK < 65536 and a multiple of 4 */
+
+/* Everything a tile's asm needs besides its pointers, in bytes. Rows and
+ * filters are read through one pointer each, advanced by the stride after
+ * every load; the last load of a block advances by the "wrap" instead (back
+ * to the first row/filter, one block further on), so the loops spend no
+ * instruction on addresses. */
+typedef struct {
+    intptr_t lda, ldb, ldc;
+    intptr_t al4, al2, al1, alh; /* row wraps after 4, 2, 1 steps / 1 word */
+    intptr_t bl4, bl2, bl1, blh; /* filter wraps, the same blocks          */
+    intptr_t bstep;              /* end of K -> next tile's first filter  */
+    intptr_t cl;                 /* last output row -> next tile          */
+    intptr_t kbytes;
+    intptr_t iters, tail; /* 4-step blocks (armv7: 2-step); tail bits
+                             aarch64: 2 = 2 steps, 1 = 1 step, 4 = a word;
+                             armv7: 2 = 1 step, 1 = a word */
+} a_plan;
 
 #if defined(__aarch64__)
 /* ------------------------------------------------------------ aarch64 ---
@@ -133,11 +151,6 @@
     A_OUT(4, ldc) A_OUT(5, ldc) A_OUT(6, ldc) A_OUT(7, ldc) A_OUT(8, ldc) \
     A_OUT(9, cl)
 
-/* strides and wrap-arounds in bytes, see bgemm_neon_rows */
-typedef struct {
-    int64_t lda, ldb, ldc, al4, al2, al1, alh, bl4, bl2, bl1, blh, bstep, cl;
-    int iters, tail; /* 4-step blocks; tail bit 1: 2 steps, 0: 1, 2: a word */
-} a_plan;
 
 /* Blocks run in the order: first the tail blocks (2, 1, H), then the
  * 4-step loop; whichever comes first initialises the accumulators. */
@@ -216,11 +229,137 @@ static const tile_fn tiles[11] = {
     bgemm_neon_tile_4, bgemm_neon_tile_5, bgemm_neon_tile_6, bgemm_neon_tile_7,
     bgemm_neon_tile_8, bgemm_neon_tile_9, bgemm_neon_tile_10};
 #define MAX_ROWS 10
+#define ASM_ROWS(rows) (rows)
+#define DIRECT_OK(rows) 1
+#define STEP_WORDS 8 /* words per loop iteration */
+#define TAIL_BITS(kw) (((kw) / 2 & 3) | ((kw) & 1) << 2)
 
+#else
+/* -------------------------------------------------------------- armv7 ---
+ * Tiles of 2 rows x 4 filters. Registers: q0-q3 row 0 x filters 0-3, q4-q7
+ * row 1 (u16 accumulators, each lane <= 16 per step), q8-q9 / q10-q11 two
+ * steps of rows 0 / 1, q12-q13 two steps of the current filter, q14-q15
+ * counts. One asm statement runs all nt filter tiles: zero, the 2-step loop,
+ * a 1-step and a 64-bit tail, the reduction (in u16: a total is < 65536
+ * within a K block) and the store. Only 14 core registers exist, so the
+ * rarely needed strides are loaded from the plan when used. */
+#define V_PAIR(acc, row, filt, t)                                          \
+    "veor " t ", " row ", " filt "\n\t"                                     \
+    "vcnt.8 " t ", " t "\n\t"                                              \
+    "vpadal.u8 " acc ", " t "\n\t"
+/* filter f (accumulators q<f>, acc1) over 2 steps; inc: pointer advance */
+#define V_FILTER2(f, acc1, inc)                                            \
+    "vld1.64 {d24-d27}, [%[pb]], %[" inc "]\n\t"                           \
+    V_PAIR("q" #f, "q8", "q12", "q14") V_PAIR("q" #f, "q9", "q13", "q15")  \
+    V_PAIR(acc1, "q10", "q12", "q14") V_PAIR(acc1, "q11", "q13", "q15")
+#define V_FILTER1(f, acc1, inc)                                            \
+    "vld1.64 {d24-d25}, [%[pb]], %[" inc "]\n\t"                           \
+    V_PAIR("q" #f, "q8", "q12", "q14") V_PAIR(acc1, "q10", "q12", "q15")
+/* one 64-bit word: d registers, accumulating into the low halves */
+#define V_FILTERH(lo0, lo1, inc)                                           \
+    "vld1.64 {d24}, [%[pb]], %[" inc "]\n\t"                               \
+    V_PAIR(lo0, "d16", "d24", "d28") V_PAIR(lo1, "d20", "d24", "d30")
+/* 4 u16x8 accumulators of one row -> 4 u32 totals in q12 */
+#define V_REDUCE(d0, d1, d2, d3, d4, d5, d6, d7)                           \
+    "vpadd.i16 d16, " d0 ", " d1 "\n\t"                                    \
+    "vpadd.i16 d17, " d2 ", " d3 "\n\t"                                    \
+    "vpadd.i16 d18, " d4 ", " d5 "\n\t"                                    \
+    "vpadd.i16 d19, " d6 ", " d7 "\n\t"                                    \
+    "vpadd.i16 d20, d16, d17\n\t"                                          \
+    "vpadd.i16 d21, d18, d19\n\t"                                          \
+    "vpadd.i16 d22, d20, d21\n\t"                                          \
+    "vmovl.u16 q12, d22\n\t"
+#define V_OFF(field) [field] "i"(offsetof(a_plan, field))
+
+/* 2 rows (the second at pa + lda) x nt tiles of 4 filters */
+static void bgemm_neon_tile_2(const uint64_t *pa, const uint64_t *pb,
+                              int32_t *pc, int nt, const a_plan *p)
+{
+    const uint64_t *a0 = pa, *a1 = (const uint64_t *)((const char *)pa + p->lda);
+    intptr_t it;
+    __asm__ volatile(
+        "0:\n\t"
+        "vmov.i16 q0, #0\n\tvmov.i16 q1, #0\n\tvmov.i16 q2, #0\n\t"
+        "vmov.i16 q3, #0\n\tvmov.i16 q4, #0\n\tvmov.i16 q5, #0\n\t"
+        "vmov.i16 q6, #0\n\tvmov.i16 q7, #0\n\t"
+        "ldr %[it], [%[p], %[iters]]\n\t"
+        "cmp %[it], #0\n\t"
+        "beq 2f\n"
+        "1:\n\t"
+        "vld1.64 {d16-d19}, [%[a0]]!\n\t"
+        "vld1.64 {d20-d23}, [%[a1]]!\n\t"
+        V_FILTER2(0, "q4", "ldb") V_FILTER2(1, "q5", "ldb")
+        V_FILTER2(2, "q6", "ldb") V_FILTER2(3, "q7", "bl2")
+        "subs %[it], %[it], #1\n\t"
+        "bne 1b\n"
+        "2:\n\t"
+        "ldr %[it], [%[p], %[tail]]\n\t"
+        "tst %[it], #2\n\t"
+        "beq 3f\n\t"
+        "ldr %[it], [%[p], %[bl1]]\n\t"
+        "vld1.64 {d16-d17}, [%[a0]]!\n\t"
+        "vld1.64 {d20-d21}, [%[a1]]!\n\t"
+        V_FILTER1(0, "q4", "ldb") V_FILTER1(1, "q5", "ldb")
+        V_FILTER1(2, "q6", "ldb") V_FILTER1(3, "q7", "it")
+        "ldr %[it], [%[p], %[tail]]\n"
+        "3:\n\t"
+        "tst %[it], #1\n\t"
+        "beq 4f\n\t"
+        "ldr %[it], [%[p], %[blh]]\n\t"
+        "vld1.64 {d16}, [%[a0]]!\n\t"
+        "vld1.64 {d20}, [%[a1]]!\n\t"
+        V_FILTERH("d0", "d8", "ldb") V_FILTERH("d2", "d10", "ldb")
+        V_FILTERH("d4", "d12", "ldb") V_FILTERH("d6", "d14", "it")
+        "4:\n\t"
+        "ldr %[it], [%[p], %[ldc]]\n\t"
+        V_REDUCE("d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7")
+        "vst1.32 {d24-d25}, [%[pc]], %[it]\n\t"
+        "ldr %[it], [%[p], %[cl]]\n\t"
+        V_REDUCE("d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15")
+        "vst1.32 {d24-d25}, [%[pc]], %[it]\n\t"
+        "ldr %[it], [%[p], %[kbytes]]\n\t"
+        "sub %[a0], %[a0], %[it]\n\t"
+        "sub %[a1], %[a1], %[it]\n\t"
+        "ldr %[it], [%[p], %[bstep]]\n\t"
+        "add %[pb], %[pb], %[it]\n\t"
+        "subs %[nt], %[nt], #1\n\t"
+        "bne 0b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [pb] "+r"(pb), [pc] "+r"(pc),
+          [nt] "+r"(nt), [it] "=&r"(it)
+        : [p] "r"(p), [ldb] "r"(p->ldb), [bl2] "r"(p->bl2), V_OFF(iters),
+          V_OFF(tail), V_OFF(bl1), V_OFF(blh), V_OFF(ldc), V_OFF(cl),
+          V_OFF(kbytes), V_OFF(bstep)
+        : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10",
+          "d11", "d12", "d13", "d14", "d15", "d16", "d17", "d18", "d19",
+          "d20", "d21", "d22", "d23", "d24", "d25", "d26", "d27", "d28",
+          "d29", "d30", "d31", "cc", "memory");
+}
+
+/* a single row: the 2-row tile reading it twice (the driver buffers it) */
+static void bgemm_neon_tile_1(const uint64_t *pa, const uint64_t *pb,
+                              int32_t *pc, int nt, const a_plan *p)
+{
+    a_plan q = *p;
+    q.lda = 0;
+    bgemm_neon_tile_2(pa, pb, pc, nt, &q);
+}
+
+typedef void (*tile_fn)(const uint64_t *, const uint64_t *, int32_t *, int,
+                        const a_plan *);
+static const tile_fn tiles[3] = {NULL, bgemm_neon_tile_1, bgemm_neon_tile_2};
+#define MAX_ROWS 2
+#define ASM_ROWS(rows) 2 /* always writes 2 rows: 1-row tiles are buffered */
+#define DIRECT_OK(rows) ((rows) == 2)
+#define STEP_WORDS 4
+#define TAIL_BITS(kw) (((kw) / 2 & 1) << 1 | ((kw) & 1))
+#endif
+
+/* ------------------------------------------------- shared driver --- */
+/* rows: the rows the asm processes (and writes) */
 static void plan(a_plan *p, int rows, int kw, int64_t lda_words,
                  int64_t ldb_words, int64_t ldc_ints)
 {
-    int64_t kbytes = (int64_t)kw * 8, wrap_a = (rows - 1) * lda_words * 8;
+    intptr_t kbytes = (intptr_t)kw * 8, wrap_a = (rows - 1) * lda_words * 8;
     p->lda = lda_words * 8;
     p->ldb = ldb_words * 8;
     p->ldc = ldc_ints * 4;
@@ -234,8 +373,9 @@ static void plan(a_plan *p, int rows, int kw, int64_t lda_words,
     p->blh = 8 - 3 * p->ldb;
     p->bstep = 4 * p->ldb - kbytes; /* from the end of K to the next tile */
     p->cl = 16 - (rows - 1) * p->ldc;
-    p->iters = kw / 8;
-    p->tail = ((kw / 2) & 3) | (kw & 1) << 2;
+    p->kbytes = kbytes;
+    p->iters = kw / STEP_WORDS;
+    p->tail = TAIL_BITS(kw);
 }
 
 /* Rows [i0, i0+rows) against all n filters over the K block [k0, k1). Whole
@@ -250,7 +390,7 @@ static void bgemm_neon_rows(int rows, int i0, int n, int k0, int k1,
     int32_t *ct = c + (int64_t)i0 * ldc;
     a_plan p;
     int j = 0;
-    if (first && n >= 4) {
+    if (first && n >= 4 && DIRECT_OK(rows)) {
         plan(&p, rows, k1 - k0, lda, ldb, ldc);
         fn(pa, b + k0, ct, n / 4, &p);
         j = n / 4 * 4;
@@ -261,7 +401,7 @@ static void bgemm_neon_rows(int rows, int i0, int n, int k0, int k1,
     while (j < n) {
         int j4 = j + 4 <= n ? j : n >= 4 ? n - 4 : j;
         int single = j4 + 4 > n;
-        plan(&p, rows, k1 - k0, lda, single ? 0 : ldb, 4);
+        plan(&p, ASM_ROWS(rows), k1 - k0, lda, single ? 0 : ldb, 4);
         fn(pa, b + (int64_t)j4 * ldb + k0, tmp, 1, &p);
         int jn = single ? j + 1 : j4 + 4;
         for (int r = 0; r < rows; r++)
@@ -291,116 +431,4 @@ void ebnn_bgemm_neon(int m, int n, int kwords, const uint64_t *a, int64_t lda,
     }
 }
 
-#else
-/* -------------------------------------------------------------- armv7 ---
- * Registers: q0-q3 row 0 x filters 0-3, q4-q7 row 1 x filters 0-3 (u16
- * accumulators, each lane <= 16 per step), q8-q9 / q10-q11 two steps of rows
- * 0 / 1, q12-q13 two steps of the current filter, q14-q15 counts. One asm
- * statement: zero, the 2-step loop, a 1-step and a 64-bit tail, and the
- * reduction (in u16: a total is < 65536 within a K block) and store. */
-#define V_PAIR(acc, row, filt, t)                                          \
-    "veor " t ", " row ", " filt "\n\t"                                     \
-    "vcnt.8 " t ", " t "\n\t"                                              \
-    "vpadal.u8 " acc ", " t "\n\t"
-/* filter f (accumulators q<f>, q<f+4>) over 2 steps */
-#define V_FILTER2(f, acc1, ptr)                                            \
-    "vld1.64 {d24-d27}, [%[" ptr "]]!\n\t"                                 \
-    V_PAIR("q" #f, "q8", "q12", "q14") V_PAIR("q" #f, "q9", "q13", "q15")  \
-    V_PAIR(acc1, "q10", "q12", "q14") V_PAIR(acc1, "q11", "q13", "q15")
-#define V_FILTER1(f, acc1, ptr)                                            \
-    "vld1.64 {d24-d25}, [%[" ptr "]]!\n\t"                                 \
-    V_PAIR("q" #f, "q8", "q12", "q14") V_PAIR(acc1, "q10", "q12", "q15")
-/* one 64-bit word: d registers, accumulating into the low halves */
-#define V_FILTERH(lo0, lo1, ptr)                                           \
-    "vld1.64 {d24}, [%[" ptr "]]!\n\t"                                     \
-    V_PAIR(lo0, "d16", "d24", "d28") V_PAIR(lo1, "d20", "d24", "d30")
-/* 4 u16x8 accumulators of one row -> 4 u32 totals stored at ptr */
-#define V_OUT(d0, d1, d2, d3, d4, d5, d6, d7, ptr)                         \
-    "vpadd.i16 d16, " d0 ", " d1 "\n\t"                                    \
-    "vpadd.i16 d17, " d2 ", " d3 "\n\t"                                    \
-    "vpadd.i16 d18, " d4 ", " d5 "\n\t"                                    \
-    "vpadd.i16 d19, " d6 ", " d7 "\n\t"                                    \
-    "vpadd.i16 d20, d16, d17\n\t"                                          \
-    "vpadd.i16 d21, d18, d19\n\t"                                          \
-    "vpadd.i16 d22, d20, d21\n\t"                                          \
-    "vmovl.u16 q12, d22\n\t"                                               \
-    "vst1.32 {d24-d25}, [%[" ptr "]]\n\t"
-
-static void bgemm_neon_tile(const uint64_t *a0, const uint64_t *a1,
-                            const uint64_t *b0, const uint64_t *b1,
-                            const uint64_t *b2, const uint64_t *b3,
-                            int32_t *c0, int32_t *c1, int kw)
-{
-    int iters = kw / 4, tail = kw & 3; /* bit 1: one step, bit 0: a word */
-    __asm__ volatile(
-        "vmov.i16 q0, #0\n\tvmov.i16 q1, #0\n\tvmov.i16 q2, #0\n\t"
-        "vmov.i16 q3, #0\n\tvmov.i16 q4, #0\n\tvmov.i16 q5, #0\n\t"
-        "vmov.i16 q6, #0\n\tvmov.i16 q7, #0\n\t"
-        "cmp %[it], #0\n\t"
-        "beq 2f\n"
-        "1:\n\t"
-        "vld1.64 {d16-d19}, [%[a0]]!\n\t"
-        "vld1.64 {d20-d23}, [%[a1]]!\n\t"
-        V_FILTER2(0, "q4", "b0") V_FILTER2(1, "q5", "b1")
-        V_FILTER2(2, "q6", "b2") V_FILTER2(3, "q7", "b3")
-        "subs %[it], %[it], #1\n\t"
-        "bne 1b\n"
-        "2:\n\t"
-        "tst %[tail], #2\n\t"
-        "beq 3f\n\t"
-        "vld1.64 {d16-d17}, [%[a0]]!\n\t"
-        "vld1.64 {d20-d21}, [%[a1]]!\n\t"
-        V_FILTER1(0, "q4", "b0") V_FILTER1(1, "q5", "b1")
-        V_FILTER1(2, "q6", "b2") V_FILTER1(3, "q7", "b3")
-        "3:\n\t"
-        "tst %[tail], #1\n\t"
-        "beq 4f\n\t"
-        "vld1.64 {d16}, [%[a0]]!\n\t"
-        "vld1.64 {d20}, [%[a1]]!\n\t"
-        V_FILTERH("d0", "d8", "b0") V_FILTERH("d2", "d10", "b1")
-        V_FILTERH("d4", "d12", "b2") V_FILTERH("d6", "d14", "b3")
-        "4:\n\t"
-        V_OUT("d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "c0")
-        V_OUT("d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "c1")
-        : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1),
-          [b2] "+r"(b2), [b3] "+r"(b3), [it] "+r"(iters)
-        : [tail] "r"(tail), [c0] "r"(c0), [c1] "r"(c1)
-        : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10",
-          "d11", "d12", "d13", "d14", "d15", "d16", "d17", "d18", "d19",
-          "d20", "d21", "d22", "d23", "d24", "d25", "d26", "d27", "d28",
-          "d29", "d30", "d31", "cc", "memory");
-}
-
-void ebnn_bgemm_neon(int m, int n, int kwords, const uint64_t *a, int64_t lda,
-                     const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc)
-{
-    int32_t tmp[2][4];
-    for (int i = 0; i < m; i += 2) {
-        const uint64_t *a0 = a + (int64_t)i * lda;
-        const uint64_t *a1 = i + 1 < m ? a0 + lda : a0; /* odd m: repeat */
-        int32_t *c0 = c + (int64_t)i * ldc, *c1 = i + 1 < m ? c0 + ldc : tmp[1];
-        for (int k0 = 0; k0 < kwords || k0 == 0; k0 += KBLOCK) {
-            int kw = kwords - k0 < KBLOCK ? kwords - k0 : KBLOCK;
-            for (int j = 0; j < n; j += 4) {
-                int nf = n - j < 4 ? n - j : 4;
-                const uint64_t *bf[4];
-                for (int f = 0; f < 4; f++) /* missing filters repeat the last */
-                    bf[f] = b + (int64_t)(j + (f < nf ? f : nf - 1)) * ldb + k0;
-                if (nf == 4 && k0 == 0) { /* straight into c */
-                    bgemm_neon_tile(a0 + k0, a1 + k0, bf[0], bf[1], bf[2], bf[3],
-                                    c0 + j, c1 + (c1 == tmp[1] ? 0 : j), kw);
-                    continue;
-                }
-                bgemm_neon_tile(a0 + k0, a1 + k0, bf[0], bf[1], bf[2], bf[3],
-                                tmp[0], tmp[1], kw);
-                for (int r = 0; r < 2 && i + r < m; r++)
-                    for (int f = 0; f < nf; f++) {
-                        int32_t *o = c + (int64_t)(i + r) * ldc + j + f;
-                        *o = (k0 ? *o : 0) + tmp[r][f];
-                    }
-            }
-        }
-    }
-}
-#endif /* armv7 */
 #endif /* __ARM_NEON */
