@@ -1,0 +1,327 @@
+/* Checks of the public binary ops (edgebnn.h) against the float semantics,
+ * for kernel_check built with CHECK_ALL=1 (EBNN_CHECK_ALL): bconv2d (valid,
+ * same with +1 padding, same with zero padding), bdense and maxpool_bits,
+ * with every output stage (int32, float with scales/bias/residual/clamp,
+ * bits by integer threshold + flip or by float sign), run as 1..4 "threads"
+ * (each tid's share called in turn: results must not depend on the split).
+ * The reference works on unpacked +-1 values, never on the kernels' code. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgebnn.h"
+#include "kernel_check.h"
+
+#pragma weak ebnn_bconv2d
+#pragma weak ebnn_bconv2d_scratch_bytes
+#pragma weak ebnn_bdense
+#pragma weak ebnn_bdense_scratch_bytes
+#pragma weak ebnn_maxpool_bits
+
+static const int channels[] = {1, 3, 63, 64, 65, 200, 2, 31, 128, 129};
+#define NCH ((int)(sizeof channels / sizeof *channels))
+
+/* random +-1 values (as signs: 1 means -1) and their packing */
+static uint8_t *random_signs(kc_rng *rng, int64_t count)
+{
+    uint8_t *s = kc_alloc(count);
+    for (int64_t i = 0; i < count; i++)
+        s[i] = kc_next(rng) & 1;
+    return s;
+}
+
+static uint64_t *pack_signs(const uint8_t *s, int64_t rows, int c)
+{
+    int words = ebnn_words(c);
+    uint64_t *p = kc_alloc(rows * words * 8 + 8);
+    memset(p, 0, rows * words * 8);
+    for (int64_t r = 0; r < rows; r++)
+        for (int k = 0; k < c; k++)
+            if (s[r * c + k])
+                p[r * words + k / 64] |= 1ull << (k % 64);
+    return p;
+}
+
+/* ---------------------------------------------------- output stages --- */
+typedef struct {
+    ebnn_output o;
+    float *mul, *bias, *pixel_scale, *residual;
+    int32_t *thr;
+    uint8_t *flip;
+} stage;
+
+/* kind 0: int32; 1: float, plain; 2: float, every term and clamps;
+ * 3: bits by threshold + flip; 4: bits by float sign */
+static stage make_stage(kc_rng *rng, int kind, int64_t pixels, int out_c, int k)
+{
+    stage s;
+    memset(&s, 0, sizeof s);
+    s.o.clamp_lo = -INFINITY;
+    s.o.clamp_hi = INFINITY;
+    s.o.kind = kind == 0 ? EBNN_OUT_INT32 : kind <= 2 ? EBNN_OUT_FLOAT : EBNN_OUT_BITS;
+    if (kind == 2 || kind == 4) {
+        s.mul = kc_alloc(out_c * 4);
+        s.bias = kc_alloc(out_c * 4);
+        s.pixel_scale = kc_alloc(pixels * 4);
+        for (int f = 0; f < out_c; f++) {
+            s.mul[f] = 0.05f + (kc_float(rng) + 1.0f);
+            s.bias[f] = kc_float(rng) * k * 0.3f;
+        }
+        for (int64_t p = 0; p < pixels; p++)
+            s.pixel_scale[p] = 0.5f + (kc_float(rng) + 1.0f);
+        s.o.mul = s.mul;
+        s.o.bias = s.bias;
+        s.o.pixel_scale = s.pixel_scale;
+    }
+    if (kind == 2) {
+        s.residual = kc_alloc(pixels * out_c * 4);
+        for (int64_t i = 0; i < pixels * out_c; i++)
+            s.residual[i] = kc_float(rng) * 3.0f;
+        s.o.residual = s.residual;
+        s.o.clamp_lo = -0.5f * k;
+        s.o.clamp_hi = 0.4f * k;
+    }
+    if (kind == 3) {
+        s.thr = kc_alloc(out_c * 4);
+        s.flip = kc_alloc(out_c);
+        for (int f = 0; f < out_c; f++) {
+            s.thr[f] = kc_int(rng, -k, k);
+            s.flip[f] = kc_next(rng) & 1;
+        }
+        s.o.thr = s.thr;
+        s.o.flip = s.flip;
+    }
+    return s;
+}
+
+static void free_stage(stage *s)
+{
+    free(s->mul); free(s->bias); free(s->pixel_scale); free(s->residual);
+    free(s->thr); free(s->flip);
+}
+
+static size_t out_bytes(const stage *s, int64_t pixels, int out_c)
+{
+    return s->o.kind == EBNN_OUT_BITS ? (size_t)pixels * ebnn_words(out_c) * 8
+                                      : (size_t)pixels * out_c * 4;
+}
+
+/* compare the kernel's output with the stage applied to the exact dots;
+ * float results to a relative 1e-5, float-sign bits except where |v| is
+ * within rounding of 0 */
+static int compare_stage(const stage *s, const int32_t *dot, int64_t pixels,
+                         int out_c, const void *got, char *detail, size_t dlen)
+{
+    int words = ebnn_words(out_c);
+    for (int64_t p = 0; p < pixels; p++) {
+        for (int f = 0; f < out_c; f++) {
+            int32_t acc = dot[p * out_c + f];
+            double v = (double)acc * (s->pixel_scale ? s->pixel_scale[p] : 1.0) *
+                           (s->mul ? s->mul[f] : 1.0) +
+                       (s->bias ? s->bias[f] : 0.0) +
+                       (s->residual ? s->residual[p * out_c + f] : 0.0);
+            int bad = 0;
+            double want = 0, have = 0;
+            if (s->o.kind == EBNN_OUT_INT32) {
+                want = acc;
+                have = ((const int32_t *)got)[p * out_c + f];
+                bad = want != have;
+            } else if (s->o.kind == EBNN_OUT_FLOAT) {
+                want = v < s->o.clamp_lo ? s->o.clamp_lo : v > s->o.clamp_hi ? s->o.clamp_hi : v;
+                have = ((const float *)got)[p * out_c + f];
+                bad = !(fabs(have - want) <= 1e-5 * (1.0 + fabs(want)));
+            } else {
+                uint64_t wbits = ((const uint64_t *)got)[p * words + f / 64];
+                have = (wbits >> (f % 64)) & 1;
+                if (s->thr)
+                    want = s->flip[f] ? acc > s->thr[f] : acc < s->thr[f];
+                else
+                    want = v < 0;
+                bad = want != have && (s->thr || fabs(v) > 1e-4 * (1.0 + fabs((double)acc)));
+            }
+            if (bad) {
+                snprintf(detail, dlen, "pixel %lld filter %d: got %g, want %g (dot %d)",
+                         (long long)p, f, have, want, acc);
+                return 0;
+            }
+        }
+        if (s->o.kind == EBNN_OUT_BITS && out_c % 64) { /* unused bits 0 */
+            uint64_t last = ((const uint64_t *)got)[p * words + words - 1];
+            if (last >> (out_c % 64)) {
+                snprintf(detail, dlen, "pixel %lld: unused output bits set", (long long)p);
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------ bconv2d */
+static int32_t *ref_bconv2d(const ebnn_conv_geom *g, const uint8_t *xs, const uint8_t *ws)
+{
+    int64_t pixels = (int64_t)g->n * g->out_h * g->out_w;
+    int32_t *dot = kc_alloc(pixels * g->out_c * 4);
+    for (int n = 0; n < g->n; n++)
+        for (int oy = 0; oy < g->out_h; oy++)
+            for (int ox = 0; ox < g->out_w; ox++)
+                for (int f = 0; f < g->out_c; f++) {
+                    int32_t sum = 0;
+                    for (int ky = 0; ky < g->kh; ky++)
+                        for (int kx = 0; kx < g->kw; kx++) {
+                            int y = oy * g->stride_h - g->pad_top + ky;
+                            int x = ox * g->stride_w - g->pad_left + kx;
+                            int inside = y >= 0 && y < g->in_h && x >= 0 && x < g->in_w;
+                            if (!inside && g->pad_mode == EBNN_PAD_ZERO)
+                                continue; /* 0 * w = 0 */
+                            for (int c = 0; c < g->in_c; c++) {
+                                int wv = ws[((f * g->kh + ky) * g->kw + kx) * g->in_c + c] ? -1 : 1;
+                                int xv = inside ? (xs[((n * g->in_h + y) * g->in_w + x) * g->in_c + c] ? -1 : 1)
+                                                : 1; /* EBNN_PAD_ONE */
+                                sum += xv * wv;
+                            }
+                        }
+                    dot[((n * g->out_h + oy) * g->out_w + ox) * g->out_c + f] = sum;
+                }
+    return dot;
+}
+
+void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
+{
+    if (!ebnn_bconv2d || !ebnn_bconv2d_scratch_bytes) {
+        if (case_no == 0)
+            kc_skip("bconv2d", isa, "kernel not built");
+        return;
+    }
+    ebnn_conv_geom g;
+    int same = kc_int(rng, 0, 1);
+    int pad = same ? (kc_int(rng, 0, 1) ? EBNN_PAD_ZERO : EBNN_PAD_ONE) : EBNN_PAD_VALID;
+    int kh = kc_int(rng, 1, 3), kw = kc_int(rng, 1, 3), s = kc_int(rng, 1, 2);
+    int h = case_no % 5 == 0 ? 1 : kc_int(rng, kh, 7), w = case_no % 5 == 0 ? 1 : kc_int(rng, kw, 7);
+    if (!same) { /* valid needs the kernel inside the image */
+        kh = kh > h ? h : kh;
+        kw = kw > w ? w : kw;
+    }
+    if (ebnn_conv_geom_init(&g, kc_int(rng, 1, 3), h, w, channels[case_no % NCH],
+                            kc_int(rng, 1, 70), kh, kw, s, kc_int(rng, 1, 2), same, pad)) {
+        kc_result("bconv2d", isa, 0, "geometry rejected");
+        return;
+    }
+    int64_t in_px = (int64_t)g.n * g.in_h * g.in_w, pixels = (int64_t)g.n * g.out_h * g.out_w;
+    uint8_t *xs = random_signs(rng, in_px * g.in_c);
+    uint8_t *ws = random_signs(rng, (int64_t)g.out_c * g.kh * g.kw * g.in_c);
+    uint64_t *in = pack_signs(xs, in_px, g.in_c);
+    uint64_t *wp = pack_signs(ws, (int64_t)g.out_c * g.kh * g.kw, g.in_c);
+    int32_t *dot = ref_bconv2d(&g, xs, ws);
+    stage st = make_stage(rng, case_no % 5, pixels, g.out_c, g.kh * g.kw * g.in_c);
+    int nthreads = 1 + case_no % 4;
+    size_t per = ebnn_bconv2d_scratch_bytes(&g);
+    void *scratch = kc_alloc(per * nthreads);
+    void *out = kc_alloc(out_bytes(&st, pixels, g.out_c));
+    st.o.out = out;
+    for (int t = 0; t < nthreads; t++)
+        ebnn_bconv2d(&g, in, wp, &st.o, scratch, t, nthreads);
+    char detail[256] = "", why[160] = "";
+    int ok = compare_stage(&st, dot, pixels, g.out_c, out, why, sizeof why);
+    if (!ok)
+        snprintf(detail, sizeof detail,
+                 "n=%d %dx%dx%d -> %d, k %dx%d s %dx%d same=%d pad=%d stage=%d threads=%d: %s",
+                 g.n, g.in_h, g.in_w, g.in_c, g.out_c, g.kh, g.kw, g.stride_h, g.stride_w,
+                 same, g.pad_mode, case_no % 5, nthreads, why);
+    kc_result("bconv2d", isa, ok, detail);
+    free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
+    free_stage(&st);
+}
+
+/* -------------------------------------------------------------- bdense */
+void kc_check_bdense(kc_rng *rng, int isa, int case_no)
+{
+    if (!ebnn_bdense || !ebnn_bdense_scratch_bytes) {
+        if (case_no == 0)
+            kc_skip("bdense", isa, "kernel not built");
+        return;
+    }
+    int batch = kc_int(rng, 1, 5), in_c = channels[case_no % NCH], out_c = kc_int(rng, 1, 140);
+    uint8_t *xs = random_signs(rng, (int64_t)batch * in_c);
+    uint8_t *ws = random_signs(rng, (int64_t)out_c * in_c);
+    uint64_t *in = pack_signs(xs, batch, in_c), *wp = pack_signs(ws, out_c, in_c);
+    int32_t *dot = kc_alloc((int64_t)batch * out_c * 4);
+    for (int b = 0; b < batch; b++)
+        for (int f = 0; f < out_c; f++) {
+            int32_t sum = 0;
+            for (int c = 0; c < in_c; c++)
+                sum += (xs[b * in_c + c] ? -1 : 1) * (ws[f * in_c + c] ? -1 : 1);
+            dot[b * out_c + f] = sum;
+        }
+    stage st = make_stage(rng, case_no % 5, batch, out_c, in_c);
+    int nthreads = 1 + case_no % 4;
+    size_t per = ebnn_bdense_scratch_bytes(batch, in_c, out_c);
+    void *scratch = kc_alloc(per * nthreads);
+    void *out = kc_alloc(out_bytes(&st, batch, out_c));
+    st.o.out = out;
+    for (int t = 0; t < nthreads; t++)
+        ebnn_bdense(batch, in_c, out_c, in, wp, &st.o, scratch, t, nthreads);
+    char detail[256] = "", why[160] = "";
+    int ok = compare_stage(&st, dot, batch, out_c, out, why, sizeof why);
+    if (!ok)
+        snprintf(detail, sizeof detail, "batch=%d in_c=%d out_c=%d stage=%d threads=%d: %s",
+                 batch, in_c, out_c, case_no % 5, nthreads, why);
+    kc_result("bdense", isa, ok, detail);
+    free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
+    free_stage(&st);
+}
+
+/* -------------------------------------------------------- maxpool_bits */
+void kc_check_maxpool_bits(kc_rng *rng, int isa, int case_no)
+{
+    if (!ebnn_maxpool_bits) {
+        if (case_no == 0)
+            kc_skip("maxpool_bits", isa, "kernel not built");
+        return;
+    }
+    ebnn_conv_geom g;
+    int same = kc_int(rng, 0, 1), k = kc_int(rng, 1, 3), s = kc_int(rng, 1, 3);
+    int h = kc_int(rng, k, 8), w = kc_int(rng, k, 8), c = channels[case_no % NCH];
+    if (ebnn_conv_geom_init(&g, kc_int(rng, 1, 3), h, w, c, 1, k, k, s, s, same,
+                            same ? EBNN_PAD_ONE : EBNN_PAD_VALID)) {
+        kc_result("maxpool_bits", isa, 0, "geometry rejected");
+        return;
+    }
+    int words = ebnn_words(c);
+    int64_t in_px = (int64_t)g.n * h * w, out_px = (int64_t)g.n * g.out_h * g.out_w;
+    uint8_t *xs = kc_alloc(in_px * c);
+    for (int64_t i = 0; i < in_px * c; i++) /* mostly -1, so ANDs vary */
+        xs[i] = kc_int(rng, 0, 7) != 0;
+    uint64_t *in = pack_signs(xs, in_px, c);
+    uint8_t *want = kc_alloc(out_px * c);
+    for (int n = 0; n < g.n; n++)
+        for (int oy = 0; oy < g.out_h; oy++)
+            for (int ox = 0; ox < g.out_w; ox++)
+                for (int ch = 0; ch < c; ch++) {
+                    int all_neg = 1; /* max of +-1 over the in-image window */
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int y = oy * s - g.pad_top + ky, x = ox * s - g.pad_left + kx;
+                            if (y >= 0 && y < h && x >= 0 && x < w)
+                                all_neg &= xs[((n * h + y) * w + x) * c + ch];
+                        }
+                    want[((n * g.out_h + oy) * g.out_w + ox) * c + ch] = all_neg;
+                }
+    uint64_t *wantp = pack_signs(want, out_px, c);
+    uint64_t *got = kc_alloc(out_px * words * 8);
+    int nthreads = 1 + case_no % 4;
+    for (int t = 0; t < nthreads; t++)
+        ebnn_maxpool_bits(&g, in, got, t, nthreads);
+    char detail[200] = "";
+    int ok = 1;
+    for (int64_t i = 0; i < out_px * words && ok; i++)
+        if (got[i] != wantp[i]) {
+            ok = 0;
+            snprintf(detail, sizeof detail,
+                     "n=%d %dx%dx%d k=%d s=%d same=%d threads=%d: word %lld = %016llx, want %016llx",
+                     g.n, h, w, c, k, s, same, nthreads, (long long)i,
+                     (unsigned long long)got[i], (unsigned long long)wantp[i]);
+        }
+    kc_result("maxpool_bits", isa, ok, detail);
+    free(xs); free(in); free(want); free(wantp); free(got);
+}
