@@ -28,9 +28,19 @@ void kc_skip(const char *what, int isa, const char *why);
 void kc_check_bconv2d(kc_rng *rng, int isa, int case_no);
 void kc_check_bdense(kc_rng *rng, int isa, int case_no);
 void kc_check_maxpool_bits(kc_rng *rng, int isa, int case_no);
+void kc_check_wconv2d(kc_rng *rng, int isa, int case_no);
+void kc_check_wdense(kc_rng *rng, int isa, int case_no);
+void kc_check_fconv2d(kc_rng *rng, int isa, int case_no);
+void kc_check_fdense(kc_rng *rng, int isa, int case_no);
+void kc_check_bitpack_ops(kc_rng *rng, int isa, int case_no);
 #define KC_CHECK_ALL_ROWS                                                  \
     {"bconv2d", kc_check_bconv2d, 40},                                     \
     {"bdense", kc_check_bdense, 30},                                       \
-    {"maxpool_bits", kc_check_maxpool_bits, 30},
+    {"maxpool_bits", kc_check_maxpool_bits, 30},                           \
+    {"wconv2d", kc_check_wconv2d, 30},                                     \
+    {"wdense", kc_check_wdense, 24},                                       \
+    {"fconv2d", kc_check_fconv2d, 30},                                     \
+    {"fdense", kc_check_fdense, 24},                                       \
+    {"bitpack ops", kc_check_bitpack_ops, 36},
 #endif
 #endif

@@ -107,42 +107,46 @@ static size_t out_bytes(const stage *s, int64_t pixels, int out_c)
                                       : (size_t)pixels * out_c * 4;
 }
 
-/* compare the kernel's output with the stage applied to the exact dots;
- * float results to a relative 1e-5, float-sign bits except where |v| is
- * within rounding of 0 */
-static int compare_stage(const stage *s, const int32_t *dot, int64_t pixels,
-                         int out_c, const void *got, char *detail, size_t dlen)
+/* Compare the kernel's output with the stage applied to the reference
+ * accumulators. mag == NULL: acc is an exact integer dot (int32 output
+ * exact, float output to a relative 1e-5). Otherwise acc is a float sum and
+ * mag[i] the sum of its terms' magnitudes, which bounds the rounding a
+ * kernel's summation order may add (relative 1e-5 of it). Float-sign bits
+ * are not judged where v is within that rounding of 0. */
+static int compare_stage(const stage *s, const double *acc, const double *mag,
+                         int64_t pixels, int out_c, const void *got, char *detail,
+                         size_t dlen)
 {
     int words = ebnn_words(out_c);
     for (int64_t p = 0; p < pixels; p++) {
         for (int f = 0; f < out_c; f++) {
-            int32_t acc = dot[p * out_c + f];
-            double v = (double)acc * (s->pixel_scale ? s->pixel_scale[p] : 1.0) *
-                           (s->mul ? s->mul[f] : 1.0) +
-                       (s->bias ? s->bias[f] : 0.0) +
-                       (s->residual ? s->residual[p * out_c + f] : 0.0);
+            int64_t i = p * out_c + f;
+            double scale = (s->pixel_scale ? s->pixel_scale[p] : 1.0) * (s->mul ? s->mul[f] : 1.0);
+            double v = acc[i] * scale + (s->bias ? s->bias[f] : 0.0) +
+                       (s->residual ? s->residual[i] : 0.0);
+            double tol = 1e-5 * (1.0 + fabs(v) + (mag ? mag[i] * fabs(scale) : 0.0));
             int bad = 0;
             double want = 0, have = 0;
             if (s->o.kind == EBNN_OUT_INT32) {
-                want = acc;
-                have = ((const int32_t *)got)[p * out_c + f];
+                want = acc[i];
+                have = ((const int32_t *)got)[i];
                 bad = want != have;
             } else if (s->o.kind == EBNN_OUT_FLOAT) {
                 want = v < s->o.clamp_lo ? s->o.clamp_lo : v > s->o.clamp_hi ? s->o.clamp_hi : v;
-                have = ((const float *)got)[p * out_c + f];
-                bad = !(fabs(have - want) <= 1e-5 * (1.0 + fabs(want)));
+                have = ((const float *)got)[i];
+                bad = !(fabs(have - want) <= tol);
             } else {
                 uint64_t wbits = ((const uint64_t *)got)[p * words + f / 64];
                 have = (wbits >> (f % 64)) & 1;
                 if (s->thr)
-                    want = s->flip[f] ? acc > s->thr[f] : acc < s->thr[f];
+                    want = s->flip[f] ? acc[i] > s->thr[f] : acc[i] < s->thr[f];
                 else
                     want = v < 0;
-                bad = want != have && (s->thr || fabs(v) > 1e-4 * (1.0 + fabs((double)acc)));
+                bad = want != have && (s->thr || fabs(v) > 10 * tol);
             }
             if (bad) {
-                snprintf(detail, dlen, "pixel %lld filter %d: got %g, want %g (dot %d)",
-                         (long long)p, f, have, want, acc);
+                snprintf(detail, dlen, "pixel %lld filter %d: got %.9g, want %.9g (acc %.9g)",
+                         (long long)p, f, have, want, acc[i]);
                 return 0;
             }
         }
@@ -155,6 +159,32 @@ static int compare_stage(const stage *s, const int32_t *dot, int64_t pixels,
         }
     }
     return 1;
+}
+
+/* a random conv geometry: small odd sizes, 1x1 images, stride 2, channels
+ * from the awkward list; binary ops may use +1 padding, float ops not */
+static int random_geom(kc_rng *rng, ebnn_conv_geom *g, int case_no, int allow_pad_one)
+{
+    int same = kc_int(rng, 0, 1);
+    int pad = !same ? EBNN_PAD_VALID
+                    : (allow_pad_one && kc_int(rng, 0, 1)) ? EBNN_PAD_ONE : EBNN_PAD_ZERO;
+    int kh = kc_int(rng, 1, 3), kw = kc_int(rng, 1, 3);
+    int h = case_no % 5 == 0 ? 1 : kc_int(rng, kh, 7), w = case_no % 5 == 0 ? 1 : kc_int(rng, kw, 7);
+    if (!same) { /* valid needs the kernel inside the image */
+        kh = kh > h ? h : kh;
+        kw = kw > w ? w : kw;
+    }
+    return ebnn_conv_geom_init(g, kc_int(rng, 1, 3), h, w, channels[case_no % NCH],
+                               kc_int(rng, 1, 70), kh, kw, kc_int(rng, 1, 2),
+                               kc_int(rng, 1, 2), same, pad);
+}
+
+static double *to_double(const int32_t *x, int64_t count)
+{
+    double *d = kc_alloc(count * sizeof *d);
+    for (int64_t i = 0; i < count; i++)
+        d[i] = x[i];
+    return d;
 }
 
 /* ------------------------------------------------------------ bconv2d */
@@ -194,16 +224,7 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
         return;
     }
     ebnn_conv_geom g;
-    int same = kc_int(rng, 0, 1);
-    int pad = same ? (kc_int(rng, 0, 1) ? EBNN_PAD_ZERO : EBNN_PAD_ONE) : EBNN_PAD_VALID;
-    int kh = kc_int(rng, 1, 3), kw = kc_int(rng, 1, 3), s = kc_int(rng, 1, 2);
-    int h = case_no % 5 == 0 ? 1 : kc_int(rng, kh, 7), w = case_no % 5 == 0 ? 1 : kc_int(rng, kw, 7);
-    if (!same) { /* valid needs the kernel inside the image */
-        kh = kh > h ? h : kh;
-        kw = kw > w ? w : kw;
-    }
-    if (ebnn_conv_geom_init(&g, kc_int(rng, 1, 3), h, w, channels[case_no % NCH],
-                            kc_int(rng, 1, 70), kh, kw, s, kc_int(rng, 1, 2), same, pad)) {
+    if (random_geom(rng, &g, case_no, 1)) {
         kc_result("bconv2d", isa, 0, "geometry rejected");
         return;
     }
@@ -212,7 +233,9 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
     uint8_t *ws = random_signs(rng, (int64_t)g.out_c * g.kh * g.kw * g.in_c);
     uint64_t *in = pack_signs(xs, in_px, g.in_c);
     uint64_t *wp = pack_signs(ws, (int64_t)g.out_c * g.kh * g.kw, g.in_c);
-    int32_t *dot = ref_bconv2d(&g, xs, ws);
+    int32_t *idot = ref_bconv2d(&g, xs, ws);
+    double *dot = to_double(idot, pixels * g.out_c);
+    free(idot);
     stage st = make_stage(rng, case_no % 5, pixels, g.out_c, g.kh * g.kw * g.in_c);
     int nthreads = 1 + case_no % 4;
     size_t per = ebnn_bconv2d_scratch_bytes(&g);
@@ -222,12 +245,12 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
     for (int t = 0; t < nthreads; t++)
         ebnn_bconv2d(&g, in, wp, &st.o, scratch, t, nthreads);
     char detail[256] = "", why[160] = "";
-    int ok = compare_stage(&st, dot, pixels, g.out_c, out, why, sizeof why);
+    int ok = compare_stage(&st, dot, NULL, pixels, g.out_c, out, why, sizeof why);
     if (!ok)
         snprintf(detail, sizeof detail,
-                 "n=%d %dx%dx%d -> %d, k %dx%d s %dx%d same=%d pad=%d stage=%d threads=%d: %s",
+                 "n=%d %dx%dx%d -> %d, k %dx%d s %dx%d pad=%d stage=%d threads=%d: %s",
                  g.n, g.in_h, g.in_w, g.in_c, g.out_c, g.kh, g.kw, g.stride_h, g.stride_w,
-                 same, g.pad_mode, case_no % 5, nthreads, why);
+                 g.pad_mode, case_no % 5, nthreads, why);
     kc_result("bconv2d", isa, ok, detail);
     free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
     free_stage(&st);
@@ -245,7 +268,7 @@ void kc_check_bdense(kc_rng *rng, int isa, int case_no)
     uint8_t *xs = random_signs(rng, (int64_t)batch * in_c);
     uint8_t *ws = random_signs(rng, (int64_t)out_c * in_c);
     uint64_t *in = pack_signs(xs, batch, in_c), *wp = pack_signs(ws, out_c, in_c);
-    int32_t *dot = kc_alloc((int64_t)batch * out_c * 4);
+    double *dot = kc_alloc((int64_t)batch * out_c * sizeof *dot);
     for (int b = 0; b < batch; b++)
         for (int f = 0; f < out_c; f++) {
             int32_t sum = 0;
@@ -262,7 +285,7 @@ void kc_check_bdense(kc_rng *rng, int isa, int case_no)
     for (int t = 0; t < nthreads; t++)
         ebnn_bdense(batch, in_c, out_c, in, wp, &st.o, scratch, t, nthreads);
     char detail[256] = "", why[160] = "";
-    int ok = compare_stage(&st, dot, batch, out_c, out, why, sizeof why);
+    int ok = compare_stage(&st, dot, NULL, batch, out_c, out, why, sizeof why);
     if (!ok)
         snprintf(detail, sizeof detail, "batch=%d in_c=%d out_c=%d stage=%d threads=%d: %s",
                  batch, in_c, out_c, case_no % 5, nthreads, why);
@@ -324,4 +347,175 @@ void kc_check_maxpool_bits(kc_rng *rng, int isa, int case_no)
         }
     kc_result("maxpool_bits", isa, ok, detail);
     free(xs); free(in); free(want); free(wantp); free(got);
+}
+
+/* --------------------------------------------- float and weights-only --- */
+#pragma weak ebnn_wconv2d
+#pragma weak ebnn_wconv2d_scratch_bytes
+#pragma weak ebnn_wdense
+#pragma weak ebnn_fconv2d
+#pragma weak ebnn_fconv2d_scratch_bytes
+#pragma weak ebnn_fdense
+#pragma weak ebnn_bitpack_f32
+#pragma weak ebnn_bitpack_u8
+#pragma weak ebnn_bitpack_i8
+
+/* sum over in-image taps of x * w (zero padding), with the magnitudes */
+static void ref_fconv(const ebnn_conv_geom *g, const float *x, const float *w,
+                      double *acc, double *mag)
+{
+    for (int n = 0; n < g->n; n++)
+        for (int oy = 0; oy < g->out_h; oy++)
+            for (int ox = 0; ox < g->out_w; ox++)
+                for (int f = 0; f < g->out_c; f++) {
+                    double sum = 0, abs_sum = 0;
+                    for (int ky = 0; ky < g->kh; ky++)
+                        for (int kx = 0; kx < g->kw; kx++) {
+                            int y = oy * g->stride_h - g->pad_top + ky;
+                            int xx = ox * g->stride_w - g->pad_left + kx;
+                            if (y < 0 || y >= g->in_h || xx < 0 || xx >= g->in_w)
+                                continue;
+                            for (int c = 0; c < g->in_c; c++) {
+                                double t = (double)x[((n * g->in_h + y) * g->in_w + xx) * g->in_c + c] *
+                                           w[((f * g->kh + ky) * g->kw + kx) * g->in_c + c];
+                                sum += t;
+                                abs_sum += fabs(t);
+                            }
+                        }
+                    int64_t i = ((n * g->out_h + oy) * (int64_t)g->out_w + ox) * g->out_c + f;
+                    acc[i] = sum;
+                    mag[i] = abs_sum;
+                }
+}
+
+static float *random_floats(kc_rng *rng, int64_t count)
+{
+    float *x = kc_alloc(count * 4);
+    for (int64_t i = 0; i < count; i++)
+        x[i] = kc_float(rng) * 2.0f;
+    return x;
+}
+
+/* stages defined for float accumulators: float plain / full, bits by sign */
+static int float_stage_kind(int case_no)
+{
+    static const int kinds[] = {1, 2, 4};
+    return kinds[case_no % 3];
+}
+
+/* one conv-shaped case: weights_only selects wconv2d (packed sign weights)
+ * or fconv2d (float weights); dense = the 1x1 conv of a 1x1 image */
+static void check_float_op(kc_rng *rng, int isa, int case_no, int weights_only, int dense)
+{
+    const char *name = weights_only ? (dense ? "wdense" : "wconv2d") : (dense ? "fdense" : "fconv2d");
+    int built = weights_only ? (dense ? !!ebnn_wdense : ebnn_wconv2d && ebnn_wconv2d_scratch_bytes)
+                             : (dense ? !!ebnn_fdense : ebnn_fconv2d && ebnn_fconv2d_scratch_bytes);
+    if (!built) {
+        if (case_no == 0)
+            kc_skip(name, isa, "kernel not built");
+        return;
+    }
+    ebnn_conv_geom g;
+    int err = dense ? ebnn_conv_geom_init(&g, kc_int(rng, 1, 5), 1, 1, channels[case_no % NCH],
+                                          kc_int(rng, 1, 140), 1, 1, 1, 1, 0, EBNN_PAD_VALID)
+                    : random_geom(rng, &g, case_no, 0);
+    if (err) {
+        kc_result(name, isa, 0, "geometry rejected");
+        return;
+    }
+    int64_t in_px = (int64_t)g.n * g.in_h * g.in_w, pixels = (int64_t)g.n * g.out_h * g.out_w;
+    int64_t wcount = (int64_t)g.out_c * g.kh * g.kw * g.in_c;
+    float *x = random_floats(rng, in_px * g.in_c), *wf;
+    uint64_t *wp = NULL;
+    if (weights_only) {
+        uint8_t *ws = random_signs(rng, wcount);
+        wp = pack_signs(ws, (int64_t)g.out_c * g.kh * g.kw, g.in_c);
+        wf = kc_alloc(wcount * 4);
+        for (int64_t i = 0; i < wcount; i++)
+            wf[i] = ws[i] ? -1.0f : 1.0f;
+        free(ws);
+    } else {
+        wf = random_floats(rng, wcount);
+    }
+    double *acc = kc_alloc(pixels * g.out_c * sizeof *acc), *mag = kc_alloc(pixels * g.out_c * sizeof *mag);
+    ref_fconv(&g, x, wf, acc, mag);
+    int kind = float_stage_kind(case_no);
+    stage st = make_stage(rng, kind, pixels, g.out_c, g.kh * g.kw * g.in_c);
+    int nthreads = 1 + case_no % 4;
+    size_t per = dense ? 0 : weights_only ? ebnn_wconv2d_scratch_bytes(&g) : ebnn_fconv2d_scratch_bytes(&g);
+    void *scratch = kc_alloc(per * nthreads);
+    void *out = kc_alloc(out_bytes(&st, pixels, g.out_c));
+    st.o.out = out;
+    for (int t = 0; t < nthreads; t++) {
+        if (weights_only && dense)
+            ebnn_wdense(g.n, g.in_c, g.out_c, x, wp, &st.o, t, nthreads);
+        else if (weights_only)
+            ebnn_wconv2d(&g, x, wp, &st.o, scratch, t, nthreads);
+        else if (dense)
+            ebnn_fdense(g.n, g.in_c, g.out_c, x, wf, &st.o, t, nthreads);
+        else
+            ebnn_fconv2d(&g, x, wf, &st.o, scratch, t, nthreads);
+    }
+    char detail[256] = "", why[160] = "";
+    int ok = compare_stage(&st, acc, mag, pixels, g.out_c, out, why, sizeof why);
+    if (!ok)
+        snprintf(detail, sizeof detail,
+                 "n=%d %dx%dx%d -> %d, k %dx%d s %dx%d pad=%d stage=%d threads=%d: %s",
+                 g.n, g.in_h, g.in_w, g.in_c, g.out_c, g.kh, g.kw, g.stride_h, g.stride_w,
+                 g.pad_mode, kind, nthreads, why);
+    kc_result(name, isa, ok, detail);
+    free(x); free(wf); free(wp); free(acc); free(mag); free(scratch); free(out);
+    free_stage(&st);
+}
+
+void kc_check_wconv2d(kc_rng *rng, int isa, int case_no) { check_float_op(rng, isa, case_no, 1, 0); }
+void kc_check_wdense(kc_rng *rng, int isa, int case_no) { check_float_op(rng, isa, case_no, 1, 1); }
+void kc_check_fconv2d(kc_rng *rng, int isa, int case_no) { check_float_op(rng, isa, case_no, 0, 0); }
+void kc_check_fdense(kc_rng *rng, int isa, int case_no) { check_float_op(rng, isa, case_no, 0, 1); }
+
+/* ------------------------------------------------- public bit-packing --- */
+/* ebnn_bitpack_{f32,u8,i8}: bit = 1 where x < 0 (f32) or x < zero_point,
+ * every thread split; case_no % 3 picks the type */
+void kc_check_bitpack_ops(kc_rng *rng, int isa, int case_no)
+{
+    static const char *names[3] = {"bitpack_f32 (op)", "bitpack_u8", "bitpack_i8"};
+    int type = case_no % 3;
+    int built = type == 0 ? !!ebnn_bitpack_f32 : type == 1 ? !!ebnn_bitpack_u8 : !!ebnn_bitpack_i8;
+    if (!built) {
+        if (case_no < 3)
+            kc_skip(names[type], isa, "kernel not built");
+        return;
+    }
+    int c = channels[case_no % NCH], words = ebnn_words(c), nthreads = 1 + case_no % 4;
+    int64_t rows = kc_int(rng, 1, 11);
+    int zp = type == 1 ? kc_int(rng, 0, 255) : kc_int(rng, -128, 127);
+    float *xf = kc_alloc(rows * c * 4);
+    uint8_t *xu = kc_alloc(rows * c);
+    int8_t *xi = kc_alloc(rows * c);
+    kc_fill_floats(rng, xf, rows * c);
+    uint8_t *neg = kc_alloc(rows * c);
+    for (int64_t i = 0; i < rows * c; i++) {
+        xu[i] = (uint8_t)kc_next(rng);
+        xi[i] = (int8_t)kc_next(rng);
+        neg[i] = type == 0 ? xf[i] < 0.0f : type == 1 ? xu[i] < zp : xi[i] < zp;
+    }
+    uint64_t *want = pack_signs(neg, rows, c), *got = kc_alloc(rows * words * 8);
+    for (int t = 0; t < nthreads; t++) {
+        if (type == 0)
+            ebnn_bitpack_f32(xf, rows, c, got, t, nthreads);
+        else if (type == 1)
+            ebnn_bitpack_u8(xu, rows, c, zp, got, t, nthreads);
+        else
+            ebnn_bitpack_i8(xi, rows, c, zp, got, t, nthreads);
+    }
+    char detail[160] = "";
+    int ok = 1;
+    for (int64_t i = 0; i < rows * words && ok; i++)
+        if (got[i] != want[i]) {
+            ok = 0;
+            snprintf(detail, sizeof detail, "rows=%lld c=%d zp=%d threads=%d: word %lld",
+                     (long long)rows, c, zp, nthreads, (long long)i);
+        }
+    kc_result(names[type], isa, ok, detail);
+    free(xf); free(xu); free(xi); free(neg); free(want); free(got);
 }
