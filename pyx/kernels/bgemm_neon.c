@@ -276,7 +276,7 @@ static void bgemm_neon_tile_2(const uint64_t *pa, const uint64_t *pb,
                               int32_t *pc, int nt, const a_plan *p)
 {
     const uint64_t *a0 = pa, *a1 = (const uint64_t *)((const char *)pa + p->lda);
-    intptr_t it;
+    intptr_t it, left = nt; /* tiles to go: in memory, registers are scarce */
     __asm__ volatile(
         "0:\n\t"
         "vmov.i16 q0, #0\n\tvmov.i16 q1, #0\n\tvmov.i16 q2, #0\n\t"
@@ -322,11 +322,14 @@ static void bgemm_neon_tile_2(const uint64_t *pa, const uint64_t *pb,
         "sub %[a1], %[a1], %[it]\n\t"
         "ldr %[it], [%[p], %[bstep]]\n\t"
         "add %[pb], %[pb], %[it]\n\t"
-        "subs %[nt], %[nt], #1\n\t"
+        "ldr %[it], [%[left]]\n\t"
+        "subs %[it], %[it], #1\n\t"
+        "str %[it], [%[left]]\n\t"
         "bne 0b\n\t"
         : [a0] "+r"(a0), [a1] "+r"(a1), [pb] "+r"(pb), [pc] "+r"(pc),
-          [nt] "+r"(nt), [it] "=&r"(it)
-        : [p] "r"(p), [ldb] "r"(p->ldb), [bl2] "r"(p->bl2), V_OFF(iters),
+          [it] "=&r"(it)
+        : [p] "r"(p), [left] "r"(&left), [ldb] "r"(p->ldb), [bl2] "r"(p->bl2),
+          V_OFF(iters),
           V_OFF(tail), V_OFF(bl1), V_OFF(blh), V_OFF(ldc), V_OFF(cl),
           V_OFF(kbytes), V_OFF(bstep)
         : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10",
