@@ -135,7 +135,27 @@ static void ref_bgemm(int m, int n, int kwords, const uint64_t *a, int64_t lda,
 /* One random shape; m/n around the tile sizes, kwords 0..40 plus a long
  * one crossing the u16 accumulator blocking of the NEON kernel. Strides are
  * larger than kwords and the pointers unaligned, as the contract allows. */
+static void run_bgemm_case(kc_rng *rng, int isa, int case_no, int m, int n, int kwords);
+
 static void check_bgemm(kc_rng *rng, int isa, int case_no)
+{
+    int m = kc_int(rng, 1, 21), n = kc_int(rng, 1, 13);
+    int kwords = case_no < 41 ? case_no : kc_int(rng, 0, 40);
+    if (case_no == 41 || case_no == 42)
+        kwords = 1020 * (case_no - 40) + kc_int(rng, 1, 9); /* > 1 K block */
+    run_bgemm_case(rng, isa, case_no, m, n, kwords);
+}
+
+/* every m 1..25 x n 1..9 (each row/filter tile shape and edge), K cycling
+ * through the loop/tail combinations */
+static void check_bgemm_sweep(kc_rng *rng, int isa, int case_no)
+{
+    static const int kws[] = {1, 2, 3, 4, 5, 7, 8, 9, 11, 16, 17, 36};
+    run_bgemm_case(rng, isa, case_no, 1 + case_no % 25, 1 + case_no / 25 % 9,
+                   kws[case_no % (sizeof kws / sizeof *kws)]);
+}
+
+static void run_bgemm_case(kc_rng *rng, int isa, int case_no, int m, int n, int kwords)
 {
     ebnn_bgemm_fn fn = bgemm_of(isa);
     if (!fn) {
@@ -143,10 +163,6 @@ static void check_bgemm(kc_rng *rng, int isa, int case_no)
             kc_skip("bgemm", isa, "kernel not built");
         return;
     }
-    int m = kc_int(rng, 1, 21), n = kc_int(rng, 1, 13);
-    int kwords = case_no < 41 ? case_no : kc_int(rng, 0, 40);
-    if (case_no == 41 || case_no == 42)
-        kwords = 1020 * (case_no - 40) + kc_int(rng, 1, 9); /* > 1 K block */
     int64_t lda = kwords + kc_int(rng, 0, 3), ldb = kwords + kc_int(rng, 0, 3);
     int64_t ldc = n + kc_int(rng, 0, 5);
     int density = kc_int(rng, 0, 3); /* all-zero, all-one, sparse, random */
@@ -244,6 +260,7 @@ static void check_bitpack(kc_rng *rng, int isa, int case_no)
  * case for one ISA (it may kc_skip); `cases` cases run per supported ISA. */
 static const kc_check checks[] = {
     {"bgemm", check_bgemm, 60},
+    {"bgemm sweep", check_bgemm_sweep, 225},
     {"bitpack_f32", check_bitpack, 40},
 #ifdef EBNN_CHECK_ALL
     KC_CHECK_ALL_ROWS
