@@ -187,6 +187,37 @@ static double *to_double(const int32_t *x, int64_t count)
     return d;
 }
 
+/* Odd cases run the thread shares through ebnn_run_parallel (real OpenMP
+ * threads in an OPENMP=1 build), even ones call each tid in turn. */
+typedef struct {
+    const ebnn_conv_geom *g;
+    int batch, in_c, out_c;
+    const uint64_t *in, *w;
+    const ebnn_output *o;
+    void *scratch;
+} op_call;
+
+static void bconv2d_task(void *ctx, int tid, int nthreads)
+{
+    const op_call *c = ctx;
+    ebnn_bconv2d(c->g, c->in, c->w, c->o, c->scratch, tid, nthreads);
+}
+
+static void bdense_task(void *ctx, int tid, int nthreads)
+{
+    const op_call *c = ctx;
+    ebnn_bdense(c->batch, c->in_c, c->out_c, c->in, c->w, c->o, c->scratch, tid, nthreads);
+}
+
+static void run_split(ebnn_task fn, op_call *call, int nthreads, int parallel)
+{
+    if (parallel)
+        ebnn_run_parallel(fn, call, nthreads);
+    else
+        for (int t = 0; t < nthreads; t++)
+            fn(call, t, nthreads);
+}
+
 /* ------------------------------------------------------------ bconv2d */
 static int32_t *ref_bconv2d(const ebnn_conv_geom *g, const uint8_t *xs, const uint8_t *ws)
 {
@@ -242,8 +273,8 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
     void *scratch = kc_alloc(per * nthreads);
     void *out = kc_alloc(out_bytes(&st, pixels, g.out_c));
     st.o.out = out;
-    for (int t = 0; t < nthreads; t++)
-        ebnn_bconv2d(&g, in, wp, &st.o, scratch, t, nthreads);
+    op_call call = {&g, 0, 0, 0, in, wp, &st.o, scratch};
+    run_split(bconv2d_task, &call, nthreads, case_no & 1);
     char detail[256] = "", why[160] = "";
     int ok = compare_stage(&st, dot, NULL, pixels, g.out_c, out, why, sizeof why);
     if (!ok)
@@ -282,8 +313,8 @@ void kc_check_bdense(kc_rng *rng, int isa, int case_no)
     void *scratch = kc_alloc(per * nthreads);
     void *out = kc_alloc(out_bytes(&st, batch, out_c));
     st.o.out = out;
-    for (int t = 0; t < nthreads; t++)
-        ebnn_bdense(batch, in_c, out_c, in, wp, &st.o, scratch, t, nthreads);
+    op_call call = {NULL, batch, in_c, out_c, in, wp, &st.o, scratch};
+    run_split(bdense_task, &call, nthreads, case_no & 1);
     char detail[256] = "", why[160] = "";
     int ok = compare_stage(&st, dot, NULL, batch, out_c, out, why, sizeof why);
     if (!ok)
