@@ -63,12 +63,13 @@ def _bool(v, where):
 
 
 def _clamp(v, where):
+    """null (no clamp) or [lo, hi]; either bound may be null (unbounded)."""
     if v is None:
         return None
     if not isinstance(v, list) or len(v) != 2:
         raise ModelError(f"{where}: must be null or [lo, hi], got {v!r}")
-    lo, hi = (_float()(x, where) for x in v)
-    if lo > hi:
+    lo, hi = (None if x is None else _float()(x, where) for x in v)
+    if lo is not None and hi is not None and lo > hi:
         raise ModelError(f"{where}: lo {lo} > hi {hi}")
     return [lo, hi]
 
@@ -204,8 +205,9 @@ def _same_shape(a, shapes, kinds, where):
 
 
 def _sign(a, shapes, kinds, where):
+    # values +-1 as floats; packed "bits" tensors only come from fused ops
     _float_only(kinds, where)
-    return list(shapes[0]), "bits", {}, {}, None
+    return list(shapes[0]), "float", {}, {}, None
 
 
 def _batchnorm(a, shapes, kinds, where):

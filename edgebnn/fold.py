@@ -1,0 +1,161 @@
+"""Folding: the plan-building pass. Each conv2d/dense, with the batchnorm,
+relu/hardtanh and sign that follow it alone, becomes one fused op whose
+output stage is exactly what the engine computes:
+
+    v = acc * K[pixel] * mul[f] + bias[f], clamped            (float output)
+    bit = flip[f] ? acc > thr[f] : acc < thr[f]                (bits, integer)
+    bit = v < 0                                                (bits, float compare)
+
+Integer thresholds are derived by evaluating the float semantics of
+docs/FORMAT.md (float64, that exact order of operations) at every possible
+integer dot in [-fan_in, fan_in], so the comparison is exact, not merely
+close. A fused op keeps the name of the last op it absorbs, so every other
+reference stays valid. fold() of a folded graph returns it unchanged.
+"""
+import json
+
+import numpy as np
+
+from .graph import Graph
+
+_CHUNK = 1 << 22    # threshold search: elements evaluated per step
+
+
+def _scale_terms(op, bn):
+    """Per-filter float64 arrays (alpha, bias, bn) describing y and z."""
+    n = op.attrs.get("filters") or op.attrs["units"]
+    alpha = np.ones(n)
+    if op.attrs["alpha"] != "none":
+        alpha = np.broadcast_to(op.params["alpha"].astype(np.float64), (n,)).copy()
+    bias = op.params["bias"].astype(np.float64) if op.attrs["use_bias"] else None
+    bnp = None
+    if bn is not None:
+        bnp = {k: bn.params[k].astype(np.float64) for k in ("gamma", "beta", "mean", "var")}
+        bnp["eps"] = bn.attrs["eps"]
+    return alpha, bias, bnp
+
+
+def float_formula(dot, alpha, bias, bn):
+    """z of the unfolded layer for accumulator values `dot` (broadcasting),
+    in the order of operations the format defines."""
+    y = dot * alpha
+    if bias is not None:
+        y = y + bias
+    if bn is not None:
+        y = bn["gamma"] * (y - bn["mean"]) / np.sqrt(bn["var"] + bn["eps"]) + bn["beta"]
+    return y
+
+
+def integer_thresholds(fan_in, alpha, bias, bn):
+    """(thr int32[O], flip uint8[O]) so that for every integer dot in
+    [-fan_in, fan_in]: (flip ? dot > thr : dot < thr) == (z(dot) < 0)."""
+    n = len(alpha)
+    dots = np.arange(-fan_in, fan_in + 1, dtype=np.float64)
+    idx = np.arange(dots.size)
+    thr = np.empty(n, np.int32)
+    flip = np.empty(n, np.uint8)
+    step = max(1, _CHUNK // dots.size)
+    for lo in range(0, n, step):
+        sl = slice(lo, min(n, lo + step))
+        col = (lambda a: None if a is None else a[sl, None])
+        bn_c = None if bn is None else {k: (v if k == "eps" else v[sl, None])
+                                        for k, v in bn.items()}
+        neg = float_formula(dots[None, :], alpha[sl, None], col(bias), bn_c) < 0
+        ones = neg.sum(axis=1)
+        falling = np.all(neg == (idx[None, :] < ones[:, None]), axis=1)     # 1..1 0..0
+        rising = np.all(neg == (idx[None, :] >= dots.size - ones[:, None]), axis=1)
+        if not np.all(falling | rising):
+            raise ArithmeticError("batchnorm-sign is not monotone in the dot")
+        thr[sl] = np.where(falling, -fan_in + ones, fan_in - ones)
+        flip[sl] = ~falling
+    return thr, flip
+
+
+def _accepts_bits(graph, name, through_sign):
+    """True if every consumer of `name` binarizes it anyway (so a packed
+    output loses nothing). Without an explicit sign, a K-scaled consumer
+    needs |x| and therefore the float values."""
+    cons = graph.consumers(name)
+    if not cons or name == graph.output:
+        return False
+    for c in cons:
+        if c.type in ("conv2d", "dense") and c.attrs["scheme"] == "binary":
+            if c.attrs["input_scaling"] != "none" and not through_sign:
+                return False
+        elif c.type == "maxpool":   # max commutes with sign: AND of bits
+            if not _accepts_bits(graph, c.name, through_sign):
+                return False
+        else:
+            return False
+    return True
+
+
+def _only_consumer(graph, name, types):
+    cons = graph.consumers(name)
+    if len(cons) == 1 and name != graph.output and cons[0].type in types:
+        return cons[0]
+    return None
+
+
+def _fuse(graph, op, absorbed):
+    """Fused op doc + tensors for op followed by its absorbable chain."""
+    bn = _only_consumer(graph, op.name, ("batchnorm",))
+    last = bn or op
+    act = _only_consumer(graph, last.name, ("relu", "hardtanh", "sign"))
+    if act is not None:
+        last = act
+    absorbed.update(o.name for o in (bn, act) if o is not None)
+    if act is not None and act.type == "sign":
+        bits = _accepts_bits(graph, act.name, True)
+        if not bits:            # keep the sign op; fuse only up to it
+            absorbed.discard(act.name)
+            act, last = None, bn or op
+    else:
+        bits = act is None and _accepts_bits(graph, last.name, False)
+
+    attrs = {k: v for k, v in op.attrs.items() if k not in ("alpha", "use_bias")}
+    attrs["output"] = "bits" if bits else "float"
+    attrs["clamp"] = None
+    if act is not None and act.type == "relu":
+        attrs["clamp"] = [0.0, None]
+    elif act is not None and act.type == "hardtanh":
+        attrs["clamp"] = [-1.0, 1.0]
+    tensors = {"weight": op.params["weight"]}
+    alpha, bias, bnp = _scale_terms(op, bn)
+    if bits and op.attrs["scheme"] == "binary" and op.attrs["input_scaling"] == "none":
+        tensors["thresholds"], tensors["flip"] = integer_thresholds(op.fan_in * _taps(op),
+                                                                    alpha, bias, bnp)
+    else:
+        # z = acc * K * mul + bias: the affine map float_formula applies
+        zero = float_formula(0.0, alpha, bias, bnp)
+        tensors["mul"] = (float_formula(1.0, alpha, bias, bnp) - zero).astype(np.float32)
+        tensors["bias"] = np.asarray(zero, np.float32)
+    return last.name, ("fused_" + op.type), attrs, tensors
+
+
+def _taps(op):
+    return op.attrs["kernel"][0] * op.attrs["kernel"][1] if op.type == "conv2d" else 1
+
+
+def fold(graph):
+    """Return the folded Graph (validated like any loaded file)."""
+    absorbed = set()
+    docs, tensors = [], {}
+    for op in graph.ops:
+        if op.name in absorbed:
+            continue
+        if op.type in ("conv2d", "dense"):
+            name, typ, attrs, params = _fuse(graph, op, absorbed)
+            doc = {"name": name, "type": typ, "inputs": list(op.inputs), "attrs": attrs,
+                   "params": {}}
+            for role, arr in params.items():
+                doc["params"][role] = f"{name}.{role}"
+                tensors[f"{name}.{role}"] = arr
+        else:
+            doc = op.to_doc()
+            for role, arr in op.params.items():
+                tensors[op.tensor_names[role]] = arr
+        docs.append(doc)
+    doc = {"name": graph.name, "input": graph.input.to_doc(), "ops": docs,
+           "output": graph.output, "labels": graph.labels}
+    return Graph.from_doc(json.loads(json.dumps(doc)), tensors)
