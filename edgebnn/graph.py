@@ -138,8 +138,9 @@ class Graph:
         return [op for op in self.ops if name in op.inputs]
 
     @classmethod
-    def from_doc(cls, doc, tensors):
-        """Validate a graph document against its tensors; ModelError if wrong."""
+    def from_doc(cls, doc, tensors, partial=False):
+        """Validate a graph document against its tensors; ModelError if wrong.
+        partial=True (a graph under construction) lets the output be bits."""
         if not isinstance(doc, dict) or set(doc) != {"name", "input", "ops", "output", "labels"}:
             raise ModelError("graph: must have exactly name, input, ops, output, labels")
         name = _name(doc["name"], "graph name")
@@ -198,7 +199,7 @@ class Graph:
         out = doc["output"]
         if not isinstance(out, str) or out not in known or out == spec.name:
             raise ModelError(f"graph: output {out!r} is not an op")
-        if known[out][1] != "float":
+        if known[out][1] != "float" and not partial:
             raise ModelError(f"graph: output {out!r} must be a float tensor")
         labels = doc["labels"]
         if labels is not None:
@@ -240,5 +241,7 @@ class GraphBuilder:
         return name
 
     def build(self, labels=None, check_labels=True):
+        """The Graph so far; check_labels=False means 'still building'."""
         doc = dict(self._doc, labels=labels if check_labels else None)
-        return Graph.from_doc(json.loads(json.dumps(doc)), self._tensors)
+        return Graph.from_doc(json.loads(json.dumps(doc)), self._tensors,
+                              partial=not check_labels)
