@@ -18,9 +18,6 @@ import numpy as np
 
 from .graph import Graph
 
-_CHUNK = 1 << 22    # threshold search: elements evaluated per step
-
-
 def _scale_terms(op, bn):
     """Per-filter float64 arrays (alpha, bias, bn) describing y and z."""
     n = op.attrs.get("filters") or op.attrs["units"]
@@ -48,27 +45,32 @@ def float_formula(dot, alpha, bias, bn):
 
 def integer_thresholds(fan_in, alpha, bias, bn):
     """(thr int32[O], flip uint8[O]) so that for every integer dot in
-    [-fan_in, fan_in]: (flip ? dot > thr : dot < thr) == (z(dot) < 0)."""
+    [-fan_in, fan_in]: (flip ? dot > thr : dot < thr) == (z(dot) < 0).
+
+    z is monotone in dot (each IEEE operation of float_formula is monotone),
+    so the sign changes at most once and a per-channel bisection over the
+    dot range finds it exactly (tests check every dot exhaustively)."""
+    def negative(dot):
+        return float_formula(dot.astype(np.float64), alpha, bias, bn) < 0
+
     n = len(alpha)
-    dots = np.arange(-fan_in, fan_in + 1, dtype=np.float64)
-    idx = np.arange(dots.size)
-    thr = np.empty(n, np.int32)
-    flip = np.empty(n, np.uint8)
-    step = max(1, _CHUNK // dots.size)
-    for lo in range(0, n, step):
-        sl = slice(lo, min(n, lo + step))
-        col = (lambda a: None if a is None else a[sl, None])
-        bn_c = None if bn is None else {k: (v if k == "eps" else v[sl, None])
-                                        for k, v in bn.items()}
-        neg = float_formula(dots[None, :], alpha[sl, None], col(bias), bn_c) < 0
-        ones = neg.sum(axis=1)
-        falling = np.all(neg == (idx[None, :] < ones[:, None]), axis=1)     # 1..1 0..0
-        rising = np.all(neg == (idx[None, :] >= dots.size - ones[:, None]), axis=1)
-        if not np.all(falling | rising):
-            raise ArithmeticError("batchnorm-sign is not monotone in the dot")
-        thr[sl] = np.where(falling, -fan_in + ones, fan_in - ones)
-        flip[sl] = ~falling
-    return thr, flip
+    lo = np.full(n, -fan_in, np.int64)
+    hi = np.full(n, fan_in, np.int64)
+    neg_lo, neg_hi = negative(lo), negative(hi)
+    falling = neg_lo & ~neg_hi          # -1 for small dots: bit = dot < thr
+    rising = ~neg_lo & neg_hi           # -1 for large dots: bit = dot > thr
+    while np.any(hi - lo > 1):
+        mid = (lo + hi) // 2
+        m = negative(mid)
+        # keep neg(lo) == neg_lo and neg(hi) == neg_hi
+        move_lo = m == neg_lo
+        lo = np.where(move_lo, mid, lo)
+        hi = np.where(move_lo, hi, mid)
+    thr = np.where(falling, hi, np.where(rising, lo, 0))
+    # constant channels: all -1 -> dot < fan_in + 1; all +1 -> dot < -fan_in
+    const = ~(falling | rising)
+    thr = np.where(const & neg_lo, fan_in + 1, np.where(const, -fan_in, thr))
+    return thr.astype(np.int32), rising.astype(np.uint8)
 
 
 def _accepts_bits(graph, name, through_sign):
