@@ -76,19 +76,22 @@ def integer_thresholds(fan_in, alpha, bias, bn):
 def _accepts_bits(graph, name, through_sign):
     """True if every consumer of `name` binarizes it anyway (so a packed
     output loses nothing). Without an explicit sign, a K-scaled consumer
-    needs |x| and therefore the float values."""
-    cons = graph.consumers(name)
-    if not cons or name == graph.output:
-        return False
-    for c in cons:
-        if c.type in ("conv2d", "dense") and c.attrs["scheme"] == "binary":
-            if c.attrs["input_scaling"] != "none" and not through_sign:
-                return False
-        elif c.type == "maxpool":   # max commutes with sign: AND of bits
-            if not _accepts_bits(graph, c.name, through_sign):
-                return False
-        else:
+    needs |x| and therefore the float values. Maxpool chains are followed
+    (max commutes with sign: an AND of bits)."""
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        cons = graph.consumers(current)
+        if not cons or current == graph.output:
             return False
+        for c in cons:
+            if c.type in ("conv2d", "dense") and c.attrs["scheme"] == "binary":
+                if c.attrs["input_scaling"] != "none" and not through_sign:
+                    return False
+            elif c.type == "maxpool":
+                pending.append(c.name)
+            else:
+                return False
     return True
 
 

@@ -117,6 +117,10 @@ class Graph:
         self.input, self.ops, self.output = input_spec, ops, output
         self.labels, self.name = labels, name
         self.by_name = {op.name: op for op in ops}
+        self._consumers = {}
+        for op in ops:
+            for x in dict.fromkeys(op.inputs):
+                self._consumers.setdefault(x, []).append(op)
 
     def shape_of(self, name):
         return self.input.shape if name == self.input.name else self.by_name[name].shape
@@ -135,7 +139,8 @@ class Graph:
                 "labels": self.labels}
 
     def consumers(self, name):
-        return [op for op in self.ops if name in op.inputs]
+        """Ops that read `name`, in order (each once)."""
+        return list(self._consumers.get(name, ()))
 
     @classmethod
     def from_doc(cls, doc, tensors, partial=False):

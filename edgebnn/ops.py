@@ -12,7 +12,7 @@ from .errors import ModelError
 
 MAX_DIM = 1 << 16           # any single spatial size, channel or unit count
 MAX_KERNEL = 64
-MAX_ACTIVATION = 1 << 26    # elements of one activation per sample
+MAX_ACTIVATION = 1 << 24    # elements of one activation per sample (64 MiB float32)
 
 SCHEMES = ("float", "binary_weights", "binary")
 ALPHAS = ("none", "scalar", "per_filter")

@@ -178,3 +178,36 @@ def test_preprocess_checked():
     pre.update(std=[1, 1, 1], size=[5, 4])
     with pytest.raises(ModelError, match="size"):
         GraphBuilder([4, 4, 3], preprocess=pre).add("relu")
+
+
+def test_long_graphs_stay_fast_and_safe():
+    """Thousands of ops sharing one weight tensor, and a maxpool chain
+    deeper than Python's recursion limit after a foldable conv: validation
+    and folding stay linear and never recurse."""
+    import time
+    from edgebnn.fold import fold
+    rng = np.random.default_rng(0)
+    b = GraphBuilder([3, 3, 4])
+    w = pack_signs(rng.standard_normal((4, 1, 1, 4)))
+    doc = b._doc
+    conv_attrs = dict(filters=4, kernel=[1, 1], strides=[1, 1], padding="valid",
+                      scheme="binary", alpha="none", input_scaling="none", use_bias=False)
+    b._tensors["w"] = w
+    prev = "input"
+    for i in range(3000):
+        doc["ops"].append({"name": f"c{i}", "type": "conv2d", "inputs": [prev],
+                           "attrs": conv_attrs, "params": {"weight": "w"}})
+        prev = f"c{i}"
+    for i in range(1500):
+        doc["ops"].append({"name": f"p{i}", "type": "maxpool", "inputs": [prev],
+                           "attrs": {"pool": [1, 1], "strides": [1, 1], "padding": "valid"},
+                           "params": {}})
+        prev = f"p{i}"
+    doc["ops"].append({"name": "last", "type": "conv2d", "inputs": [prev],
+                       "attrs": conv_attrs, "params": {"weight": "w"}})
+    doc["output"] = "last"
+    start = time.perf_counter()
+    graph = b.build(check_labels=True)
+    folded = fold(graph)
+    assert time.perf_counter() - start < 20
+    assert folded.by_name["c2999"].kind == "bits"
