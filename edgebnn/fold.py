@@ -10,12 +10,15 @@ Integer thresholds are derived by evaluating the float semantics of
 docs/FORMAT.md (float64, that exact order of operations) at every possible
 integer dot in [-fan_in, fan_in], so the comparison is exact, not merely
 close. A fused op keeps the name of the last op it absorbs, so every other
-reference stays valid. fold() of a folded graph returns it unchanged.
+reference stays valid. conv -> maxpool -> batchnorm [-> sign] feeding binary
+convs also becomes bits (see _pool_pattern). fold() of a folded graph
+returns it unchanged.
 """
 import json
 
 import numpy as np
 
+from .bits import pack_signs
 from .graph import Graph
 
 def _scale_terms(op, bn):
@@ -102,40 +105,91 @@ def _only_consumer(graph, name, types):
     return None
 
 
-def _fuse(graph, op, absorbed):
-    """Fused op doc + tensors for op followed by its absorbable chain."""
+def _stage(op, bn, bits, negate=None):
+    """Output-stage tensors of the fused op. negate: channels whose bits are
+    stored inverted (see _pool_pattern)."""
+    alpha, bias, bnp = _scale_terms(op, bn)
+    if bits and op.attrs["scheme"] == "binary" and op.attrs["input_scaling"] == "none":
+        thr, flip = integer_thresholds(op.fan_in * _taps(op), alpha, bias, bnp)
+        if negate is not None:
+            # not (dot < t) == dot > t - 1 ; not (dot > t) == dot < t + 1
+            thr = np.where(negate, np.where(flip == 1, thr + 1, thr - 1), thr).astype(np.int32)
+            flip = np.where(negate, 1 - flip, flip).astype(np.uint8)
+        return {"thresholds": thr, "flip": flip}
+    # z = acc * K * mul + bias: the affine map float_formula applies
+    zero = float_formula(0.0, alpha, bias, bnp)
+    mul = float_formula(1.0, alpha, bias, bnp) - zero
+    if negate is not None:      # -z < 0 is z > 0: differs from not(z < 0) only at z == 0
+        mul, zero = np.where(negate, -mul, mul), np.where(negate, -zero, zero)
+    return {"mul": mul.astype(np.float32), "bias": np.asarray(zero, np.float32)}
+
+
+def _pool_pattern(graph, op):
+    """X -> maxpool -> batchnorm [-> sign] -> binary consumers: the bits can
+    be made before the pool (a bits maxpool is an AND). Where gamma < 0 the
+    batchnorm reverses the order, max becomes min, and the AND works on
+    inverted bits; the consumers' weights are inverted for those channels to
+    match (+-1 * -1 per tap), which zero padding tolerates but +1 padding
+    does not. Returns (pool, bn, sign or None, negate mask or None) or None."""
+    if op.type != "conv2d":
+        return None
+    pool = _only_consumer(graph, op.name, ("maxpool",))
+    bn = pool and _only_consumer(graph, pool.name, ("batchnorm",))
+    if bn is None:
+        return None
+    sign = _only_consumer(graph, bn.name, ("sign",))
+    last = sign or bn
+    if not _accepts_bits(graph, last.name, sign is not None):
+        return None
+    negate = bn.params["gamma"] < 0
+    if not negate.any():
+        return pool, bn, sign, None
+    for c in graph.consumers(last.name):
+        if c.type != "conv2d" or c.attrs["padding"] == "same_one":
+            return None
+    return pool, bn, sign, negate
+
+
+def _fuse(graph, op, absorbed, negated):
+    """Fused op docs + tensors for op followed by its absorbable chain:
+    [(name, type, inputs, attrs, tensors)]."""
+    weight = op.params["weight"]
+    if op.inputs[0] in negated:                 # its input bits come inverted
+        weight = weight ^ pack_signs(np.where(negated[op.inputs[0]], -1.0, 1.0))
+    attrs = {k: v for k, v in op.attrs.items() if k not in ("alpha", "use_bias")}
+    attrs["clamp"] = None
+
+    pattern = _pool_pattern(graph, op)
+    if pattern is not None:
+        pool, bn, sign, negate = pattern
+        last = sign or bn
+        absorbed.update(o.name for o in (pool, bn, sign) if o is not None)
+        if negate is not None:
+            negated[last.name] = negate
+        attrs["output"] = "bits"
+        fused = (op.name, "fused_" + op.type, list(op.inputs), attrs,
+                 {"weight": weight, **_stage(op, bn, True, negate)})
+        return [fused, (last.name, "maxpool", [op.name], pool.attrs, {})]
+
     bn = _only_consumer(graph, op.name, ("batchnorm",))
     last = bn or op
     act = _only_consumer(graph, last.name, ("relu", "hardtanh", "sign"))
+    if act is not None and act.type == "sign" and not _accepts_bits(graph, act.name, True):
+        act = None              # keep the sign op; fuse only up to it
     if act is not None:
         last = act
     absorbed.update(o.name for o in (bn, act) if o is not None)
     if act is not None and act.type == "sign":
-        bits = _accepts_bits(graph, act.name, True)
-        if not bits:            # keep the sign op; fuse only up to it
-            absorbed.discard(act.name)
-            act, last = None, bn or op
+        bits = True
     else:
         bits = act is None and _accepts_bits(graph, last.name, False)
-
-    attrs = {k: v for k, v in op.attrs.items() if k not in ("alpha", "use_bias")}
     attrs["output"] = "bits" if bits else "float"
-    attrs["clamp"] = None
     if act is not None and act.type == "relu":
         attrs["clamp"] = [0.0, None]
     elif act is not None and act.type == "hardtanh":
         attrs["clamp"] = [-1.0, 1.0]
-    tensors = {"weight": op.params["weight"]}
-    alpha, bias, bnp = _scale_terms(op, bn)
-    if bits and op.attrs["scheme"] == "binary" and op.attrs["input_scaling"] == "none":
-        tensors["thresholds"], tensors["flip"] = integer_thresholds(op.fan_in * _taps(op),
-                                                                    alpha, bias, bnp)
-    else:
-        # z = acc * K * mul + bias: the affine map float_formula applies
-        zero = float_formula(0.0, alpha, bias, bnp)
-        tensors["mul"] = (float_formula(1.0, alpha, bias, bnp) - zero).astype(np.float32)
-        tensors["bias"] = np.asarray(zero, np.float32)
-    return last.name, ("fused_" + op.type), attrs, tensors
+    return [(last.name, "fused_" + op.type, list(op.inputs), attrs,
+             {"weight": weight, **_stage(op, bn, bits)})]
 
 
 def _taps(op):
@@ -144,22 +198,23 @@ def _taps(op):
 
 def fold(graph):
     """Return the folded Graph (validated like any loaded file)."""
-    absorbed = set()
+    absorbed, negated = set(), {}
     docs, tensors = [], {}
     for op in graph.ops:
         if op.name in absorbed:
             continue
         if op.type in ("conv2d", "dense"):
-            name, typ, attrs, params = _fuse(graph, op, absorbed)
-            doc = {"name": name, "type": typ, "inputs": list(op.inputs), "attrs": attrs,
-                   "params": {}}
-            for role, arr in params.items():
-                doc["params"][role] = f"{name}.{role}"
-                tensors[f"{name}.{role}"] = arr
-        else:
-            doc = op.to_doc()
-            for role, arr in op.params.items():
-                tensors[op.tensor_names[role]] = arr
+            for name, typ, inputs, attrs, params in _fuse(graph, op, absorbed, negated):
+                doc = {"name": name, "type": typ, "inputs": inputs, "attrs": attrs,
+                       "params": {}}
+                for role, arr in params.items():
+                    doc["params"][role] = f"{name}.{role}"
+                    tensors[f"{name}.{role}"] = arr
+                docs.append(doc)
+            continue
+        doc = op.to_doc()
+        for role, arr in op.params.items():
+            tensors[op.tensor_names[role]] = arr
         docs.append(doc)
     doc = {"name": graph.name, "input": graph.input.to_doc(), "ops": docs,
            "output": graph.output, "labels": graph.labels}

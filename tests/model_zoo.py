@@ -161,3 +161,24 @@ def alexnet(rng, scheme, size=19):
     net.dense(6, "float")
     net.op("softmax")
     return net.build()
+
+
+def larq_style(rng, explicit_sign=False, padding="same_zero", k_scaled=False):
+    """Binary conv -> maxpool -> batchnorm -> binary conv, the order Larq's
+    BinaryAlexNet and LeNet examples use (negative gammas included)."""
+    net = Net(rng, [13, 13, 3])
+    net.conv(12, 3, "float")
+    net.bn()
+    net.conv(70, 3, "binary", padding="same_one")
+    net.pool("maxpool", 3, 2, "same")
+    net.bn(spread=6.0)
+    if explicit_sign:
+        net.op("sign")
+    net.conv(9, 3, "binary_k" if k_scaled else "binary", padding=padding)
+    net.pool("maxpool", 2, 2, "valid")
+    net.bn(spread=6.0)
+    net.conv(7, 1, "binary", padding="valid")
+    net.bn(spread=2.0)
+    net.op("flatten")
+    net.dense(4, "float")
+    return net.build()

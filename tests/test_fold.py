@@ -113,3 +113,22 @@ def test_k_scaled_consumer_keeps_float_input():
     x = rng.standard_normal((3, 6, 6, 4)).astype(np.float32)
     np.testing.assert_allclose(NumpyExecutor(folded).run(x), ref.run(graph, x),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("explicit_sign,padding,k_scaled,pooled_bits", [
+    (False, "same_zero", False, 2), (True, "valid", True, 2), (False, "same_one", False, 1),
+    (True, "same_one", True, 1)])
+def test_conv_maxpool_batchnorm_folds_to_bits(explicit_sign, padding, k_scaled, pooled_bits):
+    """conv -> maxpool -> BN [-> sign] -> binary conv becomes a bits conv and a
+    bits maxpool; channels with gamma < 0 travel inverted and the consumer's
+    weights are inverted to match, which +1 padding cannot absorb, so such a
+    consumer keeps the float path."""
+    rng = np.random.default_rng(21)
+    graph = model_zoo.larq_style(rng, explicit_sign, padding, k_scaled)
+    assert any(op.params["gamma"].min() < 0 for op in graph.ops if op.type == "batchnorm")
+    folded = fold(graph)
+    bits_pools = [op for op in folded.ops if op.type == "maxpool" and op.kind == "bits"]
+    assert len(bits_pools) == pooled_bits
+    x = rng.standard_normal((3, 13, 13, 3)).astype(np.float32)
+    np.testing.assert_allclose(NumpyExecutor(folded).run(x), ref.run(graph, x),
+                               rtol=1e-4, atol=1e-4)
