@@ -4,7 +4,7 @@ packing, no thresholds, no tricks; slow and obviously right.
 
 The order of float operations in conv/dense + batchnorm is part of the
 format's semantics (integer thresholds must reproduce it bit for bit):
-    y = dot * alpha [* K] ; y = y + bias ; z = gamma * (y - mean) / sqrt(var + eps) + beta
+    y = dot [* K] * alpha ; y = y + bias ; z = gamma * (y - mean) / sqrt(var + eps) + beta
 """
 import numpy as np
 
@@ -48,23 +48,22 @@ def conv2d(op, x):
     xin = sign(x) if a["scheme"] == "binary" else x
     fill = 1.0 if a["padding"] == "same_one" else 0.0
     win = _windows(xin, kh, kw, sh, sw, a["padding"], fill)
-    dot = np.einsum("nhwcij,oijc->nhwo", win, w)
-    y = _alpha(op, dot)
+    y = np.einsum("nhwcij,oijc->nhwo", win, w)
     if a["input_scaling"] == "mean_abs":
         amap = np.abs(x).mean(axis=3, keepdims=True)
         kwin = _windows(amap, kh, kw, sh, sw, a["padding"], 0.0)
         y = y * (kwin.sum(axis=(3, 4, 5)) / (kh * kw))[..., None]
-    return _bias(op, y)
+    return _bias(op, _alpha(op, y))
 
 
 def dense(op, x):
     a = op.attrs
     w = _weights(op, x.shape[1])
     xin = sign(x) if a["scheme"] == "binary" else x
-    y = _alpha(op, xin @ w.T)
+    y = xin @ w.T
     if a["input_scaling"] == "mean_abs":
         y = y * np.abs(x).mean(axis=1, keepdims=True)
-    return _bias(op, y)
+    return _bias(op, _alpha(op, y))
 
 
 def _alpha(op, dot):
