@@ -1,7 +1,7 @@
 """The `edgebnn` command: inspect and run .ebnn models.
 
-Until the compiled engine is wired into Model, classify/eval/bench run on
-the numpy fallback executor and say so in their output."""
+classify/eval/bench run on the compiled engine when it is built and on
+the numpy fallback executor otherwise; every output names which."""
 import argparse
 import os
 import sys
@@ -12,16 +12,12 @@ import numpy as np
 from . import __version__
 from .datasets import DatasetError
 
-FALLBACK_NOTE = "numpy fallback executor (compiled engine not yet plugged in)"
-
-
-def _engine_isa():
-    try:
+def _executor_note(model):
+    """Which executor runs the model (and the ISA, for the engine)."""
+    if model.backend == "engine":
         from . import _engine
-    except ImportError:
-        return "compiled engine not built"
-    get = getattr(_engine, "get_isa", None)
-    return f"engine ISA {get()}" if get else "engine present (no ISA report)"
+        return f"compiled engine, ISA {_engine.get_isa()}"
+    return "numpy fallback executor (compiled engine not built)"
 
 
 def _load(path):
@@ -52,7 +48,7 @@ def cmd_info(args):
         print(f"labels: {len(labels)} ({shown})")
     else:
         print("labels: none")
-    print(f"executor: {FALLBACK_NOTE}; {_engine_isa()}")
+    print(f"executor: {_executor_note(model)}")
     rows = model.summary()
     print(f"\nlayers ({len(g.ops)} ops in the file, {len(rows)} after folding):")
     head = f"{'#':>3}  {'name':<22} {'op':<34} {'output':<14} {'w bits':>6} {'params':>10} {'MACs':>12}"
@@ -75,7 +71,7 @@ def cmd_classify(args):
     for path in args.images:
         top = model.classify(path, top_k=args.top_k)
         print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
-    print(f"({FALLBACK_NOTE})")
+    print(f"({_executor_note(model)})")
     return 0
 
 
@@ -112,7 +108,7 @@ def cmd_eval(args):
         correct += int(np.sum(model.predict(x[i:i + args.batch]) == y[i:i + args.batch]))
     dt = time.perf_counter() - start
     print(f"accuracy: {correct / len(x):.4f} ({correct}/{len(x)}) on {args.dataset} "
-          f"{args.split}; {dt:.1f}s, {len(x) / dt:.0f} images/s; {FALLBACK_NOTE}")
+          f"{args.split}; {dt:.1f}s, {len(x) / dt:.0f} images/s; {_executor_note(model)}")
     return 0
 
 
@@ -120,7 +116,8 @@ def cmd_bench(args):
     model = _load(args.model)
     model.threads = args.threads
     rng = np.random.default_rng(0)
-    print(f"{'batch':>6} {'mean ms':>10} {'min ms':>10} {'images/s':>10}   ({FALLBACK_NOTE})")
+    print(f"{'batch':>6} {'mean ms':>10} {'min ms':>10} {'images/s':>10}   ({_executor_note(model)}, "
+          f"{args.threads} thread(s))")
     for batch in args.batch:
         x = rng.standard_normal([batch] + model.input_spec.shape).astype(np.float32)
         for _ in range(args.warmup):
@@ -156,14 +153,14 @@ def build_parser():
         s.add_argument("model", help="path to a .ebnn file")
         s.add_argument("--threads", type=_positive, default=1, help="worker threads (default 1)")
 
-    s = sub.add_parser("classify", help="top-k labels for images (fallback executor)",
+    s = sub.add_parser("classify", help="top-k labels for images",
                        description="Classify image files, printing the top-k labels.")
     run_opts(s)
     s.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     s.add_argument("--top-k", type=_positive, default=5)
     s.set_defaults(func=cmd_classify)
 
-    s = sub.add_parser("eval", help="accuracy on a dataset (fallback executor)",
+    s = sub.add_parser("eval", help="accuracy on a dataset",
                        description="Accuracy on MNIST, CIFAR-10 or an image folder.")
     run_opts(s)
     s.add_argument("--dataset", required=True,
@@ -175,7 +172,7 @@ def build_parser():
     s.add_argument("--batch", type=_positive, default=256)
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("bench", help="latency/throughput table (fallback executor)",
+    s = sub.add_parser("bench", help="latency/throughput table",
                        description="Time Model.run on random inputs.")
     run_opts(s)
     s.add_argument("--batch", type=_positive, nargs="+", default=[1])

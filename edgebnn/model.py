@@ -1,22 +1,23 @@
 """Model: the public face of a loaded .ebnn file. It folds the graph into
-a plan and hands that to an executor: for now the numpy fallback
-(edgebnn.numpy_backend); the compiled engine plugs in behind the same
-run() interface."""
+a plan and hands that to an executor: the compiled engine
+(edgebnn.engine_backend) when edgebnn._engine is built, else the numpy
+fallback (edgebnn.numpy_backend); both have the same run() interface."""
 import math
 
 import numpy as np
 
+from .engine_backend import EngineExecutor, load_engine
 from .fold import fold
 from .numpy_backend import NumpyExecutor
 from .preprocess import load_image, normalize
 
-BACKENDS = {"numpy": NumpyExecutor}
+BACKENDS = {"numpy": NumpyExecutor, "engine": EngineExecutor}
 
 
 class Model:
     def __init__(self, graph, backend="auto", threads=1):
         if backend == "auto":
-            backend = "numpy"       # until the engine executor is wired in
+            backend = "engine" if load_engine() is not None else "numpy"
         if backend not in BACKENDS:
             raise ValueError(f"backend must be 'auto' or one of {sorted(BACKENDS)}, got {backend!r}")
         self.graph = graph
@@ -58,7 +59,7 @@ class Model:
             x = normalize(x, self.input_spec)
         elif x.dtype != np.float32:
             raise ValueError(f"input must be uint8 (raw pixels) or float32, got {x.dtype}")
-        return self._exec.run(np.ascontiguousarray(x))
+        return self._exec.run(np.ascontiguousarray(x), threads=self._threads)
 
     def predict(self, x):
         """Class index per sample."""

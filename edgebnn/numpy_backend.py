@@ -145,7 +145,8 @@ class NumpyExecutor:
             else:
                 raise ValueError(f"op {op.name!r}: type {op.type!r} must be folded first")
 
-    def run(self, x):
+    def run(self, x, threads=1):
+        """threads is accepted for interface parity and ignored."""
         values = {self.graph.input.name: np.asarray(x, np.float32)}
         remaining = {}
         for op in self.graph.ops:
