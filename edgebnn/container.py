@@ -12,7 +12,7 @@ import struct
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, short
 
 # safetensors dtype codes this format uses -> little-endian numpy dtypes
 DTYPES = {
@@ -82,22 +82,22 @@ def _is_int(v):
 
 
 def _check_entry(name, entry, data_len):
-    where = f"tensor {name!r}"
+    where = f"tensor {short(name)}"
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
         raise ModelError(f"{where}: name must be 1..{MAX_NAME_CHARS} characters")
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise ModelError(f"{where}: entry must have exactly dtype, shape, data_offsets")
     dtype = entry["dtype"]
     if dtype not in DTYPES:
-        raise ModelError(f"{where}: dtype {dtype!r} not one of {sorted(DTYPES)}")
+        raise ModelError(f"{where}: dtype {short(dtype)} not one of {sorted(DTYPES)}")
     shape = entry["shape"]
     if not isinstance(shape, list) or len(shape) > MAX_NDIM or \
             not all(_is_int(d) and 0 <= d for d in shape):
         raise ModelError(f"{where}: shape must be a list of at most {MAX_NDIM} "
-                         f"non-negative integers, got {shape!r}")
+                         f"non-negative integers, got {short(shape)}")
     offs = entry["data_offsets"]
     if not isinstance(offs, list) or len(offs) != 2 or not all(_is_int(o) for o in offs):
-        raise ModelError(f"{where}: data_offsets must be two integers, got {offs!r}")
+        raise ModelError(f"{where}: data_offsets must be two integers, got {short(offs)}")
     begin, end = offs
     if not 0 <= begin <= end <= data_len:
         raise ModelError(f"{where}: data_offsets [{begin}, {end}] outside the "
@@ -159,7 +159,7 @@ def read_container(source):
     for (dtype, shape, begin, end), name in spans:
         if begin != pos:
             what = "overlaps the tensor before it" if begin < pos else "leaves a gap"
-            raise ModelError(f"{label}: tensor {name!r} at data offset {begin} {what} "
+            raise ModelError(f"{label}: tensor {short(name)} at data offset {begin} {what} "
                              f"(expected offset {pos})")
         pos = end
     if pos != data_len:
@@ -179,7 +179,7 @@ def write_container(path, metadata, tensors, overwrite=False):
     from safetensors.numpy import save
     for name, arr in tensors.items():
         if arr.dtype.newbyteorder("<") not in DTYPES.values():
-            raise ModelError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored")
+            raise ModelError(f"tensor {short(name)}: dtype {arr.dtype} cannot be stored")
     blob = save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
                 metadata=dict(metadata))
     mode = "wb" if overwrite else "xb"

@@ -5,7 +5,7 @@ checked the same way."""
 import json
 
 from .container import parse_json, read_container, write_container
-from .errors import ModelError
+from .errors import ModelError, short
 from .graph import Graph
 
 FORMAT_NAME = "edgebnn"
@@ -34,7 +34,7 @@ def load_graph(source):
                          "not an edgebnn model")
     version = meta.get("format_version", "")
     if not version.isdigit() or int(version) not in SUPPORTED_VERSIONS:
-        raise ModelError(f"format_version {version!r} is not supported "
+        raise ModelError(f"format_version {short(version)} is not supported "
                          f"(this reader knows {list(SUPPORTED_VERSIONS)})")
     if "edgebnn" not in meta:
         raise ModelError("metadata has no 'edgebnn' graph")

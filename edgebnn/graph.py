@@ -10,7 +10,7 @@ import numpy as np
 from . import ops as opdefs
 from .bits import high_bits_clear
 from .container import DTYPES
-from .errors import ModelError
+from .errors import ModelError, short
 
 MAX_OPS = 10_000
 MAX_NAME = 256
@@ -39,7 +39,7 @@ class InputSpec:
                 isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= opdefs.MAX_DIM
                 for d in shape):
             raise ModelError(f"{where}: shape must be [H, W, C] or [F] of 1..{opdefs.MAX_DIM}, "
-                             f"got {shape!r}")
+                             f"got {short(shape)}")
         if math.prod(shape) > opdefs.MAX_ACTIVATION:
             raise ModelError(f"{where}: shape {shape} is too large")
         pre = doc["preprocess"]
@@ -56,7 +56,7 @@ def _check_preprocess(pre, shape):
     if len(shape) != 3:
         raise ModelError(f"{where}: only image inputs [H, W, C] take preprocessing")
     if pre["size"] != shape[:2]:
-        raise ModelError(f"{where}: size {pre['size']!r} must equal the input's H, W {shape[:2]}")
+        raise ModelError(f"{where}: size {short(pre['size'])} must equal the input's H, W {shape[:2]}")
     if pre["channels"] not in (1, 3) or pre["channels"] != shape[2]:
         raise ModelError(f"{where}: channels must be 1 or 3 and equal C={shape[2]}")
     num = opdefs._float()
@@ -75,7 +75,7 @@ def _check_preprocess(pre, shape):
 
 def _name(v, where):
     if not isinstance(v, str) or not 0 < len(v) <= MAX_NAME:
-        raise ModelError(f"{where}: must be a string of 1..{MAX_NAME} characters, got {v!r}")
+        raise ModelError(f"{where}: must be a string of 1..{MAX_NAME} characters, got {short(v)}")
     return v
 
 
@@ -97,7 +97,7 @@ class Op:
 
 
 def _check_param(op_name, role, arr, tname, dtype, shape, fan_in):
-    where = f"op {op_name!r} param {role!r} (tensor {tname!r})"
+    where = f"op {op_name!r} param {role!r} (tensor {short(tname)})"
     if arr.dtype != DTYPES[dtype]:
         raise ModelError(f"{where}: dtype must be {dtype}, got {arr.dtype}")
     if list(arr.shape) != list(shape):
@@ -161,7 +161,7 @@ class Graph:
             if not isinstance(raw, dict) or set(raw) != {"name", "type", "inputs", "attrs", "params"}:
                 raise ModelError(f"{where}: must have exactly name, type, inputs, attrs, params")
             op_name = _name(raw["name"], f"{where} name")
-            where = f"op {op_name!r} ({raw['type']!r})"
+            where = f"op {op_name!r} ({short(raw['type'])})"
             if op_name in known:
                 raise ModelError(f"{where}: name is already used")
             if not isinstance(raw["type"], str) or raw["type"] not in opdefs.OPS:
@@ -172,7 +172,7 @@ class Graph:
                 raise ModelError(f"{where}: inputs must be a list of names")
             for x in inputs:
                 if x not in known:
-                    raise ModelError(f"{where}: input {x!r} is not the graph input or an "
+                    raise ModelError(f"{where}: input {short(x)} is not the graph input or an "
                                      "earlier op (ops must be in order)")
             shapes = [known[x][0] for x in inputs]
             kinds = [known[x][1] for x in inputs]
@@ -185,11 +185,11 @@ class Graph:
             extra = set(pnames) - set(req) - set(optional)
             if missing or extra:
                 raise ModelError(f"{where}: params missing {sorted(missing)}, "
-                                 f"unexpected {sorted(extra)}")
+                                 f"unexpected {short(sorted(extra))}")
             params = {}
             for role, tname in pnames.items():
                 if tname not in tensors:
-                    raise ModelError(f"{where}: param {role!r} names tensor {tname!r} "
+                    raise ModelError(f"{where}: param {role!r} names tensor {short(tname)} "
                                      "which is not in the file")
                 dtype, pshape = req.get(role) or optional[role]
                 _check_param(op_name, role, tensors[tname], tname, dtype, pshape, fan_in)
@@ -200,12 +200,12 @@ class Graph:
             known[op_name] = (shape, kind)
         unused = set(tensors) - used
         if unused:
-            raise ModelError(f"graph: tensors {sorted(unused)[:5]} are not used by any op")
+            raise ModelError(f"graph: tensors {short(sorted(unused)[:5])} are not used by any op")
         out = doc["output"]
         if not isinstance(out, str) or out not in known or out == spec.name:
-            raise ModelError(f"graph: output {out!r} is not an op")
+            raise ModelError(f"graph: output {short(out)} is not an op")
         if known[out][1] != "float" and not partial:
-            raise ModelError(f"graph: output {out!r} must be a float tensor")
+            raise ModelError(f"graph: output {short(out)} must be a float tensor")
         labels = doc["labels"]
         if labels is not None:
             if not isinstance(labels, list) or not all(

@@ -8,7 +8,7 @@ tensor holds +-1 values; in a file it only flows between ops that accept it.
 import math
 
 from .bits import words
-from .errors import ModelError
+from .errors import ModelError, short
 
 MAX_DIM = 1 << 16           # any single spatial size, channel or unit count
 MAX_KERNEL = 64
@@ -25,7 +25,7 @@ POOL_PADDINGS = ("valid", "same")
 def _int(lo, hi):
     def check(v, where):
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise ModelError(f"{where}: must be an integer in {lo}..{hi}, got {v!r}")
+            raise ModelError(f"{where}: must be an integer in {lo}..{hi}, got {short(v)}")
         return v
     return check
 
@@ -33,7 +33,7 @@ def _int(lo, hi):
 def _pair(lo, hi):
     def check(v, where):
         if not isinstance(v, list) or len(v) != 2:
-            raise ModelError(f"{where}: must be a list of two integers, got {v!r}")
+            raise ModelError(f"{where}: must be a list of two integers, got {short(v)}")
         return [_int(lo, hi)(x, where) for x in v]
     return check
 
@@ -41,7 +41,7 @@ def _pair(lo, hi):
 def _enum(*choices):
     def check(v, where):
         if v not in choices:
-            raise ModelError(f"{where}: must be one of {list(choices)}, got {v!r}")
+            raise ModelError(f"{where}: must be one of {list(choices)}, got {short(v)}")
         return v
     return check
 
@@ -51,14 +51,14 @@ def _float(lo=-math.inf, hi=math.inf, lo_open=False):
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) \
                 or not lo <= v <= hi or (lo_open and v == lo):
             raise ModelError(f"{where}: must be a finite number in "
-                             f"{'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
+                             f"{'(' if lo_open else '['}{lo}, {hi}], got {short(v)}")
         return float(v)
     return check
 
 
 def _bool(v, where):
     if not isinstance(v, bool):
-        raise ModelError(f"{where}: must be true or false, got {v!r}")
+        raise ModelError(f"{where}: must be true or false, got {short(v)}")
     return v
 
 
@@ -67,7 +67,7 @@ def _clamp(v, where):
     if v is None:
         return None
     if not isinstance(v, list) or len(v) != 2:
-        raise ModelError(f"{where}: must be null or [lo, hi], got {v!r}")
+        raise ModelError(f"{where}: must be null or [lo, hi], got {short(v)}")
     lo, hi = (None if x is None else _float()(x, where) for x in v)
     if lo is not None and hi is not None and lo > hi:
         raise ModelError(f"{where}: lo {lo} > hi {hi}")
@@ -282,13 +282,13 @@ OPS = {
 def check_attrs(op_type, attrs, where):
     """Validate attrs of an op type: known keys only, all present, typed."""
     if op_type not in OPS:
-        raise ModelError(f"{where}: unknown op type {op_type!r}")
+        raise ModelError(f"{where}: unknown op type {short(op_type)}")
     if not isinstance(attrs, dict):
         raise ModelError(f"{where}: attrs must be an object")
     spec = OPS[op_type][1]
     unknown = set(attrs) - set(spec)
     if unknown:
-        raise ModelError(f"{where}: unknown attributes {sorted(unknown)}")
+        raise ModelError(f"{where}: unknown attributes {short(sorted(unknown))}")
     missing = set(spec) - set(attrs)
     if missing:
         raise ModelError(f"{where}: missing attributes {sorted(missing)}")
