@@ -148,7 +148,10 @@ def check_one(blob):
         try:
             fold(load_graph(blob))
             result = "ok"
-        except ModelError:
+        except ModelError as e:
+            msg = str(e)
+            if "\n" in msg or len(msg) > 600:
+                raise AssertionError(f"error message not one short line: {msg[:2000]!r}")
             result = "error"
         _, peak = tracemalloc.get_traced_memory()
     finally:
