@@ -60,7 +60,7 @@ def main():
                 for batch in args.batch:
                     x = np.random.default_rng(1).standard_normal(
                         [batch] + graph.input.shape).astype(np.float32)
-                    t = best_of(lambda: model.run(x), args.runs)
+                    t = best_of(lambda m=model, x=x: m.run(x), args.runs)
                     print(f"{name:<22} {backend:<8} {threads:>3} {batch:>5} {t * 1e3:>10.2f} "
                           f"{batch / t:>10.0f}")
 

@@ -156,7 +156,7 @@ def read_container(source):
         spans.append((_check_entry(name, entry, data_len), name))
     spans.sort(key=lambda s: (s[0][2], s[0][3]))
     pos = 0
-    for (dtype, shape, begin, end), name in spans:
+    for (_, _, begin, end), name in spans:
         if begin != pos:
             what = "overlaps the tensor before it" if begin < pos else "leaves a gap"
             raise ModelError(f"{label}: tensor {short(name)} at data offset {begin} {what} "

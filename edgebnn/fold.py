@@ -6,10 +6,10 @@ output stage is exactly what the engine computes:
     bit = flip[f] ? acc > thr[f] : acc < thr[f]                (bits, integer)
     bit = v < 0                                                (bits, float compare)
 
-Integer thresholds are derived by evaluating the float semantics of
-docs/FORMAT.md (float64, that exact order of operations) at every possible
-integer dot in [-fan_in, fan_in], so the comparison is exact, not merely
-close. A fused op keeps the name of the last op it absorbs, so every other
+Integer thresholds come from the float semantics of docs/FORMAT.md
+(float64, that exact order of operations) so that the integer comparison
+agrees with sign(z) at every possible dot in [-fan_in, fan_in]: exact, not
+merely close. A fused op keeps the name of the last op it absorbs, so every other
 reference stays valid. conv -> maxpool -> batchnorm [-> sign] feeding binary
 convs also becomes bits (see _pool_pattern). fold() of a folded graph
 returns it unchanged.
@@ -20,6 +20,7 @@ import numpy as np
 
 from .bits import pack_signs
 from .graph import Graph
+
 
 def _scale_terms(op, bn):
     """Per-filter float64 arrays (alpha, bias, bn) describing y and z."""

@@ -109,7 +109,7 @@ class Model:
         stored = sum(a.nbytes for a in self.graph.tensors().values())
         as_float = 0
         for op in self.graph.ops:
-            for role, a in op.params.items():
+            for a in op.params.values():
                 if a.dtype == np.uint64:     # packed signs: one float per real value
                     n = a.size // a.shape[-1] * op.fan_in
                     as_float += 4 * n

@@ -151,7 +151,7 @@ def check_one(blob):
         except ModelError as e:
             msg = str(e)
             if "\n" in msg or len(msg) > 600:
-                raise AssertionError(f"error message not one short line: {msg[:2000]!r}")
+                raise AssertionError(f"error message not one short line: {msg[:2000]!r}") from e
             result = "error"
         _, peak = tracemalloc.get_traced_memory()
     finally:

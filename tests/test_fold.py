@@ -26,9 +26,11 @@ def _z_reference(dot, alpha, bias, bn):
 @pytest.mark.parametrize("fan_in", [1, 3, 9, 64, 65, 9 * 63, 200 * 9])
 @pytest.mark.parametrize("seed", range(3))
 def test_thresholds_exhaustive(fan_in, seed):
+    def f32(a):                     # parameters live in the file as float32
+        return a.astype(np.float32).astype(np.float64)
+
     rng = np.random.default_rng(seed * 1000 + fan_in)
     n = 40
-    f32 = lambda a: a.astype(np.float32).astype(np.float64)   # params live as float32
     alpha = f32(rng.uniform(0.01, 1.0, n) * rng.choice([-1, 1], n))
     bias = f32(rng.normal(0, 2, n)) if seed % 2 else None
     gamma = rng.uniform(0.1, 3, n) * rng.choice([-1, 1], n)

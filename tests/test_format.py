@@ -120,23 +120,33 @@ def test_container_errors(tmp_path):
     cases = []
     cases.append((blob[:5], "too short"))
     cases.append((b"\xff" * 8 + blob[8:], "header length"))
-    cases.append((blob[:len(blob) - 3], "outside the data buffer|after the last tensor|offsets give"))
+    cases.append((blob[:len(blob) - 3],
+                  "outside the data buffer|after the last tensor|offsets give"))
     cases.append((blob + b"\0" * 8, "not described"))
-    h = json.loads(json.dumps(header)); h[name]["data_offsets"][0] -= 8
-    cases.append((craft(h, data), "offsets|overlaps|outside"))
-    h = json.loads(json.dumps(header)); h[name]["data_offsets"] = [-8, 0]
-    cases.append((craft(h, data), "outside the data buffer"))
-    h = json.loads(json.dumps(header)); h[name]["shape"] = [1 << 40, 1 << 40]
-    cases.append((craft(h, data), "more bytes than the file"))
-    h = json.loads(json.dumps(header)); h[name]["dtype"] = "F64"
-    cases.append((craft(h, data), "dtype 'F64'"))
-    h = json.loads(json.dumps(header)); h["__metadata__"]["format_version"] = "9"
-    cases.append((craft(h, data), "format_version"))
-    h = json.loads(json.dumps(header)); h["__metadata__"]["format"] = "other"
-    cases.append((craft(h, data), "not an edgebnn model"))
-    h = json.loads(json.dumps(header)); h["extra"] = {"dtype": "U8", "shape": [0],
-                                                      "data_offsets": [0, 0]}
-    cases.append((craft(h, data), "not used by any op"))
+    def edited(change):
+        h = json.loads(json.dumps(header))
+        change(h)
+        return craft(h, data)
+
+    def set_in(*path_and_value):
+        *path, key, value = path_and_value
+
+        def change(h):
+            for p in path:
+                h = h[p]
+            h[key] = value
+        return change
+
+    first = header[name]["data_offsets"][0]
+    cases.append((edited(set_in(name, "data_offsets", [first - 8, header[name]["data_offsets"][1]])),
+                  "offsets|overlaps|outside"))
+    cases.append((edited(set_in(name, "data_offsets", [-8, 0])), "outside the data buffer"))
+    cases.append((edited(set_in(name, "shape", [1 << 40, 1 << 40])), "more bytes than the file"))
+    cases.append((edited(set_in(name, "dtype", "F64")), "dtype 'F64'"))
+    cases.append((edited(set_in("__metadata__", "format_version", "9")), "format_version"))
+    cases.append((edited(set_in("__metadata__", "format", "other")), "not an edgebnn model"))
+    cases.append((edited(set_in("extra", {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]})),
+                  "not used by any op"))
     text = json.dumps(header)
     dup = text[:-1] + ', "__metadata__": {}}'
     cases.append((craft_raw(dup, data), "duplicate JSON key"))
