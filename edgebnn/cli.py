@@ -51,12 +51,15 @@ def cmd_info(args):
     print(f"executor: {_executor_note(model)}")
     rows = model.summary()
     print(f"\nlayers ({len(g.ops)} ops in the file, {len(rows)} after folding):")
-    head = f"{'#':>3}  {'name':<22} {'op':<34} {'output':<14} {'w bits':>6} {'params':>10} {'MACs':>12}"
+    head = (f"{'#':>3}  {'source ops':<34} {'op':<30} {'output':<14} {'w bits':>6} "
+            f"{'params':>10} {'MACs':>12}")
     print(head)
     print("-" * len(head))
     for i, r in enumerate(rows):
         bits = "" if r["weight_bits"] is None else str(r["weight_bits"])
-        print(f"{i:>3}  {r['name'][:22]:<22} {r['op'][:34]:<34} {str(r['shape']):<14} "
+        src = "+".join(r["source_ops"])
+        src = src if len(src) <= 34 else src[:31] + "..."
+        print(f"{i:>3}  {src:<34} {r['op'][:30]:<30} {str(r['shape']):<14} "
               f"{bits:>6} {_fmt_bytes(r['param_bytes']):>10} {r['macs']:>12,}")
     stored, as_float = model.sizes()
     macs = sum(r["macs"] for r in rows)

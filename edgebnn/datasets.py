@@ -201,7 +201,12 @@ def read_image_folder(root, classes=None, size=None, channels=3, limit=None):
         for fn in sorted(os.listdir(folder)):
             if fn.lower().endswith(IMAGE_SUFFIXES):
                 items.append((os.path.join(folder, fn), label))
-    return _collect(items, lambda p: open(p, "rb").read(), size, channels, limit, root)
+    return _collect(items, _read_bytes, size, channels, limit, root)
+
+
+def _read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _read_tar_folder(archive, prefix, classes, size, channels, limit):

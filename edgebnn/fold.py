@@ -198,14 +198,20 @@ def _taps(op):
 
 
 def fold(graph):
-    """Return the folded Graph (validated like any loaded file)."""
+    """Return the folded Graph (validated like any loaded file). Its
+    `origin` maps each plan op name to the source ops it computes."""
     absorbed, negated = set(), {}
-    docs, tensors = [], {}
+    docs, tensors, origin = [], {}, {}
     for op in graph.ops:
         if op.name in absorbed:
             continue
         if op.type in ("conv2d", "dense"):
-            for name, typ, inputs, attrs, params in _fuse(graph, op, absorbed, negated):
+            before = set(absorbed)
+            fused = _fuse(graph, op, absorbed, negated)
+            merged = [op.name] + [o.name for o in graph.ops if o.name in absorbed - before]
+            for name, typ, inputs, attrs, params in fused:
+                origin[name] = merged if typ.startswith("fused_") else [o for o in merged
+                                                                         if o != op.name]
                 doc = {"name": name, "type": typ, "inputs": inputs, "attrs": attrs,
                        "params": {}}
                 for role, arr in params.items():
@@ -217,6 +223,9 @@ def fold(graph):
         for role, arr in op.params.items():
             tensors[op.tensor_names[role]] = arr
         docs.append(doc)
+        origin[op.name] = [op.name]
     doc = {"name": graph.name, "input": graph.input.to_doc(), "ops": docs,
            "output": graph.output, "labels": graph.labels}
-    return Graph.from_doc(json.loads(json.dumps(doc)), tensors)
+    folded = Graph.from_doc(json.loads(json.dumps(doc)), tensors)
+    folded.origin = origin
+    return folded

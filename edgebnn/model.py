@@ -87,7 +87,8 @@ class Model:
 
     def summary(self):
         """Per op of the plan: name, op, output shape, weight bits, parameter
-        bytes, MACs (multiply-accumulates per sample)."""
+        bytes, MACs (multiply-accumulates per sample), source_ops (the ops
+        of the file it computes)."""
         rows = []
         for op in self.plan.ops:
             pbytes = sum(a.nbytes for a in op.params.values())
@@ -101,7 +102,8 @@ class Model:
             else:
                 kind = op.type
             rows.append({"name": op.name, "op": kind, "shape": list(op.shape),
-                         "weight_bits": bits, "param_bytes": pbytes, "macs": macs})
+                         "weight_bits": bits, "param_bytes": pbytes, "macs": macs,
+                         "source_ops": list(self.plan.origin.get(op.name, [op.name]))})
         return rows
 
     def sizes(self):

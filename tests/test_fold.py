@@ -134,3 +134,12 @@ def test_conv_maxpool_batchnorm_folds_to_bits(explicit_sign, padding, k_scaled, 
     x = rng.standard_normal((3, 13, 13, 3)).astype(np.float32)
     np.testing.assert_allclose(NumpyExecutor(folded).run(x), ref.run(graph, x),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_origin_names_every_source_op_once():
+    graph = model_zoo.alexnet(np.random.default_rng(2), "binary")
+    folded = fold(graph)
+    covered = [name for op in folded.ops for name in folded.origin[op.name]]
+    assert sorted(covered) == sorted(op.name for op in graph.ops)
+    first = folded.ops[0]
+    assert folded.origin[first.name][0] == graph.ops[0].name   # conv first, then bn/act
