@@ -53,3 +53,13 @@ def test_mnist_centroids_end_to_end(tmp_path, capsys, scheme, floor):
     out = capsys.readouterr().out
     acc = float(out.split()[1])
     assert floor <= acc < 1.0, out
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED, "cifar10-jpeg.tar.gz")),
+                    reason="shared CIFAR-10 tarball not present")
+def test_shared_cifar10_tar_reads():
+    from edgebnn.datasets import load_cifar10
+    x, y = load_cifar10(SHARED, "test", limit=200)
+    assert x.shape == (200, 32, 32, 3) and x.dtype == np.uint8
+    assert set(y.tolist()) == set(range(10))        # a limited read spans every class
+    assert 20 < x.mean() < 235                      # real pictures, not blank
