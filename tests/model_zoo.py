@@ -182,3 +182,26 @@ def larq_style(rng, explicit_sign=False, padding="same_zero", k_scaled=False):
     net.op("flatten")
     net.dense(4, "float")
     return net.build()
+
+
+def awkward_chain(rng, channels, size, stride, padding, scheme, head="sign"):
+    """One binary-style block on awkward shapes: conv(scheme) -> BN ->
+    [sign|relu|none] -> binary conv -> BN -> global avgpool."""
+    net = Net(rng, [size[0], size[1], channels])
+    net.conv(channels, 3, scheme, stride=stride, padding=padding)
+    net.bn(spread=4.0)
+    if head in ("sign", "relu"):
+        net.op(head)
+    net.conv(65, 3, "binary", stride=1, padding="same_one" if padding == "same_one" else "same_zero")
+    net.bn(spread=5.0)
+    net.op("global_avgpool")
+    return net.build(labels=False)
+
+
+AWKWARD = [(c, size, stride, padding, scheme)
+           for c in (1, 3, 63, 64, 65, 200)
+           for size, stride in (((1, 1), 1), ((5, 7), 2), ((6, 6), 1))
+           for padding in ("valid", "same_zero", "same_one")
+           for scheme in ("binary", "binary_k", "binary_weights", "float")
+           if not (padding == "valid" and size[0] < 5)
+           and (c + size[1] + stride + len(padding) + len(scheme)) % 3 == 0]

@@ -55,3 +55,15 @@ def test_every_isa(isa):
             np.testing.assert_allclose(got, ref.run(graph, x), rtol=1e-4, atol=1e-4)
     finally:
         ENGINE.set_isa(before)
+
+
+@pytest.mark.parametrize("channels,size,stride,padding,scheme", model_zoo.AWKWARD)
+def test_engine_awkward_shapes(channels, size, stride, padding, scheme):
+    rng = np.random.default_rng(zlib.crc32(f"e{channels}{size}{stride}{padding}{scheme}".encode()))
+    head = ("sign", "relu", "none")[channels % 3]
+    graph = model_zoo.awkward_chain(rng, channels, size, stride, padding, scheme, head)
+    x = rng.standard_normal([3] + graph.input.shape).astype(np.float32)
+    folded = fold(graph)
+    got = EngineExecutor(folded, ENGINE).run(x, threads=2)
+    np.testing.assert_allclose(got, NumpyExecutor(folded).run(x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got, ref.run(graph, x), rtol=1e-4, atol=1e-4)
