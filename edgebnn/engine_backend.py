@@ -38,6 +38,7 @@ class EngineExecutor:
         if self.eng is None:
             raise ValueError("the compiled engine (edgebnn._engine) is not built")
         self._coverage = {}
+        self._params = {}
 
     # ------------------------------------------------------------ helpers --
     def _packed(self, x, nt):
@@ -63,7 +64,10 @@ class EngineExecutor:
             self._coverage[key], (x.shape[0],) + self._coverage[key].shape[1:])).ravel()
 
     def _fused(self, op, x, nt):
-        a, p, eng = op.attrs, op.params, self.eng
+        a, eng = op.attrs, self.eng
+        if op.name not in self._params:         # float16 storage widened once
+            self._params[op.name] = op.compute_params()
+        p = self._params[op.name]
         stage = {"out": a["output"], "num_threads": nt}
         if "thresholds" in p:
             stage.update(thresholds=np.asarray(p["thresholds"]), flip=np.asarray(p["flip"]))

@@ -92,14 +92,21 @@ class Op:
         return {"name": self.name, "type": self.type, "inputs": list(self.inputs),
                 "attrs": self.attrs, "params": dict(self.tensor_names)}
 
+    def compute_params(self):
+        """params as executors use them: float16 storage widened to float32."""
+        return {role: a.astype(np.float32) if a.dtype == np.float16 else a
+                for role, a in self.params.items()}
+
     def __repr__(self):
         return f"Op({self.name!r}, {self.type}, {self.inputs} -> {self.shape} {self.kind})"
 
 
 def _check_param(op_name, role, arr, tname, dtype, shape, fan_in):
     where = f"op {op_name!r} param {role!r} (tensor {short(tname)})"
-    if arr.dtype != DTYPES[dtype]:
-        raise ModelError(f"{where}: dtype must be {dtype}, got {arr.dtype}")
+    half_ok = dtype == "F32" and arr.dtype == DTYPES["F16"]    # float params may be stored F16
+    if arr.dtype != DTYPES[dtype] and not half_ok:
+        raise ModelError(f"{where}: dtype must be {dtype}{' (or F16)' if dtype == 'F32' else ''}, "
+                         f"got {arr.dtype}")
     if list(arr.shape) != list(shape):
         raise ModelError(f"{where}: shape must be {list(shape)}, got {list(arr.shape)}")
     if dtype in ("F32", "F16") and not np.all(np.isfinite(arr)):

@@ -39,7 +39,8 @@ class _Fused:
 
     def __init__(self, op):
         self.op, a = op, op.attrs
-        w = op.params["weight"]
+        self.p = op.compute_params()
+        w = self.p["weight"]
         if a["scheme"] != "float":
             w = unpack_signs(w, op.fan_in)
         w = w.astype(np.float32)
@@ -57,14 +58,14 @@ class _Fused:
             acc = (win.reshape(n * oh * ow, -1) @ self.w).reshape(n, oh, ow, -1)
         else:
             acc = xin @ self.w
-        if "thresholds" in op.params:
+        if "thresholds" in self.p:
             dot = np.rint(acc).astype(np.int64)
-            thr, flip = op.params["thresholds"], op.params["flip"].astype(bool)
+            thr, flip = self.p["thresholds"], self.p["flip"].astype(bool)
             neg = np.where(flip, dot > thr, dot < thr)
             return np.where(neg, -1.0, 1.0).astype(np.float32)
         if a["input_scaling"] == "mean_abs":
             acc = acc * self._kmap(x)
-        v = acc * op.params.get("mul", np.float32(1)) + op.params.get("bias", np.float32(0))
+        v = acc * self.p.get("mul", np.float32(1)) + self.p.get("bias", np.float32(0))
         if a["output"] == "bits":
             return np.where(v < 0, -1.0, 1.0).astype(np.float32)
         if a["clamp"] is not None:
@@ -104,7 +105,7 @@ def _lrn(op, x):
 
 
 def _batchnorm(op, x):
-    p = op.params
+    p = op.compute_params()
     scale = p["gamma"] / np.sqrt(p["var"] + np.float32(op.attrs["eps"]))
     return (x - p["mean"]) * scale + p["beta"]
 

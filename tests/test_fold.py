@@ -153,3 +153,31 @@ def test_awkward_shapes(channels, size, stride, padding, scheme):
     x = rng.standard_normal([3] + graph.input.shape).astype(np.float32)
     np.testing.assert_allclose(NumpyExecutor(fold(graph)).run(x), ref.run(graph, x),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_float16_parameters(tmp_path):
+    """Float parameters may be stored as F16: the file is smaller and every
+    executor (and folding) reads the same numbers."""
+    rng = np.random.default_rng(4)
+    net = model_zoo.Net(rng, [6, 6, 3])
+    b = net.b
+    b.add("conv2d", dict(filters=5, kernel=[3, 3], strides=[1, 1], padding="same_zero",
+                         scheme="float", alpha="none", input_scaling="none", use_bias=True),
+          dict(weight=rng.standard_normal((5, 3, 3, 3)).astype(np.float16),
+               bias=rng.standard_normal(5).astype(np.float16)))
+    b.add("batchnorm", {"eps": 1e-3}, {k: v.astype(np.float16) for k, v in {
+        "gamma": rng.uniform(-2, 2, 5), "beta": rng.normal(0, 1, 5),
+        "mean": rng.normal(0, 1, 5), "var": rng.uniform(0.5, 2, 5)}.items()})
+    b.add("conv2d", dict(filters=4, kernel=[3, 3], strides=[2, 2], padding="same_one",
+                         scheme="binary", alpha="per_filter", input_scaling="none",
+                         use_bias=False),
+          dict(weight=model_zoo.pack_signs(rng.standard_normal((4, 3, 3, 5))),
+               alpha=rng.uniform(0.1, 0.3, 4).astype(np.float16)))
+    b.add("global_avgpool")
+    graph = b.build()
+    save(tmp_path / "h.ebnn", graph)
+    loaded = load_graph(tmp_path / "h.ebnn")
+    assert loaded.ops[0].params["weight"].dtype == np.float16
+    x = rng.standard_normal((3, 6, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(NumpyExecutor(fold(loaded)).run(x), ref.run(loaded, x),
+                               rtol=1e-4, atol=1e-4)
