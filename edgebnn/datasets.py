@@ -43,9 +43,12 @@ def data_root(explicit=None):
 
 # ------------------------------------------------------------------ IDX ---
 def _open_maybe_gzip(path):
+    """(file object, most bytes it can yield): deflate expands at most
+    ~1032x, so a header claiming more than that is a lie (or a bomb)."""
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")
+    size = os.path.getsize(path)
+    return (gzip.open(path, "rb"), size * 1100) if gz else (open(path, "rb"), size)
 
 
 def read_idx(path, expect_magic=None):
@@ -53,7 +56,8 @@ def read_idx(path, expect_magic=None):
     payload must be exactly the size the header states (no more is read:
     a gzip bomb cannot make us allocate beyond that)."""
     try:
-        with _open_maybe_gzip(path) as f:
+        f, most = _open_maybe_gzip(path)
+        with f:
             head = f.read(4)
             if len(head) != 4 or head[:2] != b"\0\0" or head[2] != 0x08:
                 raise DatasetError(f"{path}: not an unsigned-byte IDX file (magic {head.hex()})")
@@ -67,8 +71,8 @@ def read_idx(path, expect_magic=None):
                 raise DatasetError(f"{path}: truncated header")
             dims = struct.unpack(f">{ndim}I", raw)
             count = int(np.prod(dims, dtype=object))
-            if count > 1 << 34:
-                raise DatasetError(f"{path}: dims {dims} are implausibly large")
+            if count > most:
+                raise DatasetError(f"{path}: dims {dims} claim more data than the file can hold")
             data = f.read(count + 1)
     except (OSError, EOFError) as e:
         raise DatasetError(f"{path}: {e}") from None
@@ -140,16 +144,20 @@ def read_cifar_pickle(path):
     if not isinstance(obj, dict):
         raise DatasetError(f"{path}: top level is {type(obj).__name__}, not a dict")
     obj = {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
-    if not {"data", "labels"} <= set(obj) or not set(obj) <= {"data", "labels", "batch_label",
-                                                               "filenames"}:
-        raise DatasetError(f"{path}: keys {sorted(obj)} are not the CIFAR-10 layout")
-    data, labels = obj["data"], obj["labels"]
+    if set(obj) != {"batch_label", "labels", "data", "filenames"}:
+        raise DatasetError(f"{path}: keys {sorted(map(str, obj))} are not the CIFAR-10 layout "
+                           "(batch_label, data, filenames, labels)")
+    data, labels, names = obj["data"], obj["labels"], obj["filenames"]
     if type(data) is not np.ndarray or data.dtype != np.uint8 or data.ndim != 2 \
             or data.shape[1] != 3072:
         raise DatasetError(f"{path}: data must be a uint8 array [N, 3072]")
     if not isinstance(labels, list) or len(labels) != len(data) or not all(
             type(v) is int and 0 <= v <= 9 for v in labels):
         raise DatasetError(f"{path}: labels must be a list of {len(data)} ints in 0..9")
+    if not isinstance(obj["batch_label"], (bytes, str)) or not isinstance(names, list) \
+            or len(names) != len(data) or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DatasetError(f"{path}: batch_label must be a string and filenames a list of "
+                           f"{len(data)} strings")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), np.asarray(labels, np.int64)
 

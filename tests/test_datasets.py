@@ -42,7 +42,8 @@ def test_mnist_gzip_and_raw(mnist_dir):
 
 @pytest.mark.parametrize("problem,needle", [
     ("magic", "magic"), ("truncated", "header says"), ("extra", "more"),
-    ("dtype", "unsigned-byte"), ("count", "images vs"), ("label", "out of range")])
+    ("dtype", "unsigned-byte"), ("count", "images vs"), ("label", "out of range"),
+    ("bomb", "claim more data")])
 def test_mnist_rejects_bad_files(mnist_dir, problem, needle):
     root, imgs, labels = mnist_dir
     d = root / "mnist"
@@ -57,6 +58,9 @@ def test_mnist_rejects_bad_files(mnist_dir, problem, needle):
         raw = bytearray(open(d / "t10k-labels-idx1-ubyte", "rb").read())
         raw[2] = 0x0D                                # float data
         open(d / "t10k-labels-idx1-ubyte", "wb").write(bytes(raw))
+    elif problem == "bomb":       # tiny gzip whose header claims 4 GiB of pixels
+        raw = struct.pack(">IIII", 2051, 1 << 16, 256, 256)
+        gzip.open(d / "t10k-images-idx3-ubyte.gz", "wb").write(raw)
     elif problem == "count":
         write_idx(d / "t10k-labels-idx1-ubyte", labels[:5])
     else:
@@ -118,13 +122,28 @@ def test_cifar_pickle_refuses_other_globals(tmp_path):
     assert not sentinel.exists()
 
 
+def _official(**changes):
+    obj = {b"batch_label": b"testing batch 1 of 1", b"labels": [0, 1],
+           b"data": np.zeros((2, 3072), np.uint8), b"filenames": [b"a.png", b"b.png"]}
+    for key, value in changes.items():
+        if value is None:
+            del obj[key.encode()]
+        else:
+            obj[key.encode()] = value
+    return obj
+
+
 @pytest.mark.parametrize("obj,needle", [
     ([1, 2], "not a dict"),
-    ({b"data": np.zeros((2, 3072), np.uint8)}, "keys"),
-    ({b"data": np.zeros((2, 3071), np.uint8), b"labels": [0, 1]}, "uint8 array"),
-    ({b"data": np.zeros((2, 3072), np.int16), b"labels": [0, 1]}, "uint8 array"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "labels"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "labels"),
+    (_official(filenames=None), "keys"),
+    (dict(_official(), extra=1), "keys"),
+    (_official(data=np.zeros((2, 3071), np.uint8)), "uint8 array"),
+    (_official(data=np.zeros((2, 3072), np.int16)), "uint8 array"),
+    (_official(labels=[0, 10]), "labels"),
+    (_official(labels=[0]), "labels"),
+    (_official(labels=[0, True]), "labels"),
+    (_official(filenames=[b"a.png"]), "filenames"),
+    (_official(batch_label=7), "batch_label"),
 ])
 def test_cifar_pickle_layout_checked(tmp_path, obj, needle):
     path = tmp_path / "b"
