@@ -18,6 +18,7 @@ import numpy as np
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                    "horse", "ship", "truck")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_IMAGE_BYTES = 64 << 20
 
 
 class DatasetError(ValueError):
@@ -227,6 +228,8 @@ def _read_tar_folder(archive, prefix, classes, size, channels, limit):
             parts = m.name.lstrip("./").split("/")
             if len(parts) != 3 or parts[0] != prefix or not parts[2].lower().endswith(IMAGE_SUFFIXES):
                 continue
+            if m.size > MAX_IMAGE_BYTES:
+                raise DatasetError(f"{archive}: {m.name} is {m.size} bytes, too large for an image")
             found.setdefault(parts[1], []).append((m.name, tar.extractfile(m).read()))
     classes = list(classes or sorted(found))
     missing = [c for c in classes if c not in found]
