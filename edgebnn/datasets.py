@@ -186,7 +186,7 @@ def _decode(data, name, size, channels):
             if size is not None and im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.asarray(im, np.uint8)
-    except OSError as e:
+    except (OSError, Image.DecompressionBombError) as e:
         raise DatasetError(f"{name}: cannot decode image ({e})") from None
     return arr.reshape(arr.shape[0], arr.shape[1], channels)
 

@@ -14,7 +14,7 @@ def load_image(image, spec):
             with Image.open(image) as im:
                 im.load()
                 image = im.copy()
-        except OSError as e:
+        except (OSError, Image.DecompressionBombError) as e:
             raise ValueError(f"cannot read image {os.fspath(image)}: {e}") from None
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3):
