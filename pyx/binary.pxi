@@ -78,12 +78,21 @@ def _check_packed(a, channels, name):
                          f"word must be 0 (pack with edgebnn bitpack)")
 
 
+import threading as _threading
+_scratch_cache = _threading.local()   # one buffer per Python thread, reused
+
+
 cdef object _scratch(size_t per_thread, int nthreads):
-    """nthreads blocks of per_thread bytes, 64-byte aligned: (array, address)."""
+    """nthreads blocks of per_thread bytes, 64-byte aligned: (array, address).
+    Reused between calls of the same Python thread (fresh pages cost more
+    than a small layer's compute)."""
     total = per_thread * nthreads + 64
     if total > _SCRATCH_MAX:
         raise ValueError(f"layer too large: needs {total} bytes of scratch")
-    buf = np.empty(total, np.uint8)
+    buf = getattr(_scratch_cache, "buf", None)
+    if buf is None or buf.size < total:
+        buf = np.empty(total, np.uint8)
+        _scratch_cache.buf = buf
     cdef size_t addr = <size_t>cnp.PyArray_DATA(buf)
     return buf, (addr + 63) & ~(<size_t>63)
 

@@ -7,12 +7,13 @@
  * The GEMM then gives popcounts p for FB filters at a time and
  *     dot = kh*kw*in_c - 2p                          (valid / same_one)
  *     dot -= sum over padded taps of (in_c - 2 popcount(w_tap))  (same_zero)
- * since a zero-padded tap contributes 0, not the +1 the zero words imply. */
+ * since a zero-padded tap contributes 0, not the +1 the zero words imply
+ * (the sums are cached per border pattern, see pad_fix). */
 #include <string.h>
 #include "internal.h"
 #include "output_stage.h"
 
-#define FB 256 /* filters per GEMM call: a multiple of 64 (bit words) */
+#define FB 64 /* filters per GEMM call: a multiple of 64 (bit words) */
 
 ebnn_bgemm_fn ebnn_bgemm_select(void)
 {
@@ -37,12 +38,17 @@ ebnn_bgemm_fn ebnn_bgemm_select(void)
 static inline size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
-/* pixels per im2col block: big enough to amortize the filter packing in
- * the GEMM, small enough that the block stays in L2 */
-static int pixel_block(int64_t kwords)
+/* pixels per im2col block: the SIMD GEMMs repack their filters on every
+ * call, so a block should be large (ideally a thread's whole share), yet
+ * stay near L2 size: at most 2 MiB of gathered rows. */
+static int pixel_block(int64_t kwords, int64_t pixels)
 {
-    int64_t pb = 32768 / (kwords > 0 ? kwords : 1);
-    return (int)(pb > 120 ? 120 : pb < 6 ? 6 : pb);
+    int64_t pb = 262144 / (kwords > 0 ? kwords : 1);
+    if (pb > 4096)
+        pb = 4096;
+    if (pb < 6)
+        pb = 6;
+    return (int)(pb < pixels ? pb : pixels);
 }
 
 static int64_t conv_kwords(const ebnn_conv_geom *g)
@@ -57,38 +63,99 @@ static int direct_rows(const ebnn_conv_geom *g)
            g->pad_top == 0 && g->pad_left == 0;
 }
 
+#define SLOTS 8 /* cached border patterns (a 3x3 stride-1 conv has 8) */
+
+/* Per-thread state for zero padding: corr[t * out_c + f] = in_c -
+ * 2 popcount(w_f at tap t), and for recently seen border patterns (the
+ * in-image tap box ky0..ky1 x kx0..kx1) base[f] = kh*kw*in_c - sum of corr
+ * over the pattern's out-of-image taps, so dot = base[f] - 2 popcount. */
+typedef struct {
+    const ebnn_conv_geom *g;
+    int32_t *corr, *base[SLOTS];
+    int key[SLOTS][4], used, next;
+} pad_fix;
+
+static size_t pad_fix_bytes(const ebnn_conv_geom *g)
+{
+    size_t oc = (size_t)g->out_c, taps = (size_t)g->kh * g->kw;
+    return round64(oc * taps * 4) + round64(4 * oc * taps * 4) +
+           round64((size_t)ebnn_words(g->in_c) * 8) + SLOTS * round64(oc * 4);
+}
+
 size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     int64_t kw = conv_kwords(g);
-    int pb = pixel_block(kw);
+    int pb = pixel_block(kw, (int64_t)g->n * g->out_h * g->out_w);
     size_t s = round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
     if (!direct_rows(g))
         s += round64((size_t)pb * kw * sizeof(uint64_t));
     if (g->pad_mode == EBNN_PAD_ZERO)
-        s += round64((size_t)g->out_c * g->kh * g->kw * sizeof(int32_t));
-    return s;
+        s += pad_fix_bytes(g);
+    return round64(s);
 }
 
-/* corr[f * taps + t] = in_c - 2 popcount(w_f at tap t) */
-static void zero_pad_corrections(const ebnn_conv_geom *g, const uint64_t *w,
-                                 int32_t *corr)
+/* The popcounts come from the ISA's GEMM against zero rows (4 of them: the
+ * GEMMs' wide paths want several), all (filter, tap) rows in one call. */
+static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
+                         char *s, ebnn_bgemm_fn gemm)
 {
-    int words = ebnn_words(g->in_c), taps = g->kh * g->kw;
-    for (int64_t ft = 0; ft < (int64_t)g->out_c * taps; ft++) {
-        const uint64_t *wt = w + ft * words;
-        int pc = 0;
-        for (int i = 0; i < words; i++)
-            pc += __builtin_popcountll(wt[i]);
-        corr[ft] = g->in_c - 2 * pc;
-    }
+    int words = ebnn_words(g->in_c), taps = g->kh * g->kw, oc = g->out_c;
+    int64_t rows = (int64_t)oc * taps;
+    pf->g = g;
+    pf->corr = (int32_t *)s;
+    s += round64((size_t)rows * 4);
+    int32_t *tmp = (int32_t *)s;
+    s += round64((size_t)4 * rows * 4);
+    uint64_t *zeros = (uint64_t *)s;
+    s += round64((size_t)words * 8);
+    for (int i = 0; i < words; i++)
+        zeros[i] = 0;
+    gemm(4, (int)rows, words, zeros, 0, w, words, tmp, rows);
+    for (int f = 0; f < oc; f++)
+        for (int t = 0; t < taps; t++)
+            pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * tmp[(int64_t)f * taps + t];
+    for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
+        pf->base[i] = (int32_t *)s;
+    pf->used = pf->next = 0;
 }
 
-/* Gather pixels [p0, p0+np) into rows of K words; returns 1 if any tap of
- * any pixel fell outside the image. */
-static int im2col(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
-                  int np, uint64_t *cols)
+/* base vector of pixel p, or NULL if all its taps are inside the image */
+static const int32_t *pad_fix_base(pad_fix *pf, int64_t p)
 {
-    int words = ebnn_words(g->in_c), border = 0;
+    const ebnn_conv_geom *g = pf->g;
+    int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
+    int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
+    int key[4] = {iy0 < 0 ? -iy0 : 0, g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh,
+                  ix0 < 0 ? -ix0 : 0, g->in_w - ix0 < g->kw ? g->in_w - ix0 : g->kw};
+    if (key[0] == 0 && key[1] == g->kh && key[2] == 0 && key[3] == g->kw)
+        return NULL;
+    for (int i = 0; i < pf->used; i++)
+        if (!memcmp(pf->key[i], key, sizeof key))
+            return pf->base[i];
+    int slot = pf->next;
+    pf->next = (pf->next + 1) % SLOTS;
+    if (pf->used < SLOTS)
+        pf->used++;
+    memcpy(pf->key[slot], key, sizeof key);
+    int32_t *b = pf->base[slot], oc = g->out_c;
+    for (int f = 0; f < oc; f++)
+        b[f] = g->kh * g->kw * g->in_c;
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++) {
+            if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
+                continue;
+            const int32_t *ct = pf->corr + (int64_t)(ky * g->kw + kx) * oc;
+            for (int f = 0; f < oc; f++)
+                b[f] -= ct[f];
+        }
+    return b;
+}
+
+/* Gather pixels [p0, p0+np) into rows of K words (padded taps: 0 words). */
+static void im2col(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
+                   int np, uint64_t *cols)
+{
+    int words = ebnn_words(g->in_c);
     int64_t kwords = conv_kwords(g);
     for (int i = 0; i < np; i++) {
         int64_t p = p0 + i;
@@ -101,55 +168,46 @@ static int im2col(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
             for (int kx = 0; kx < g->kw; kx++, dst += words) {
                 int ix = ix0 + kx;
                 if (iy < 0 || iy >= g->in_h || ix < 0 || ix >= g->in_w) {
-                    memset(dst, 0, words * sizeof(uint64_t));
-                    border = 1;
+                    for (int k = 0; k < words; k++)
+                        dst[k] = 0;
                 } else {
-                    memcpy(dst, in + ((n * g->in_h + iy) * g->in_w + ix) * words,
-                           words * sizeof(uint64_t));
+                    const uint64_t *src = in + ((n * g->in_h + iy) * g->in_w + ix) * words;
+                    for (int k = 0; k < words; k++)
+                        dst[k] = src[k];
                 }
             }
         }
     }
-    return border;
 }
 
-/* sum over the out-of-image taps of pixel p of corr[f][tap], f in [f0, f0+nf) */
-static void subtract_pad_taps(const ebnn_conv_geom *g, int64_t p, const int32_t *corr,
-                              int f0, int nf, int32_t *dot)
-{
-    int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
-    int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-    int taps = g->kh * g->kw;
-    for (int ky = 0; ky < g->kh; ky++)
-        for (int kx = 0; kx < g->kw; kx++) {
-            int iy = iy0 + ky, ix = ix0 + kx;
-            if (iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w)
-                continue;
-            const int32_t *ct = corr + (int64_t)f0 * taps + ky * g->kw + kx;
-            for (int j = 0; j < nf; j++)
-                dot[j] -= ct[(int64_t)j * taps];
-        }
-}
-
-/* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the stage */
+/* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
+ * stage; int32 output is produced in place in the output array. */
 static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
-                               int64_t lda, int64_t p0, int np, int border,
-                               const uint64_t *w, int fa, int fb,
-                               const int32_t *corr, int32_t *acc,
+                               int64_t lda, int64_t p0, int np, pad_fix *pf,
+                               const uint64_t *w, int fa, int fb, int32_t *acc,
                                const ebnn_output *o, ebnn_bgemm_fn gemm)
 {
     int64_t kwords = conv_kwords(g);
     int32_t kreal = g->kh * g->kw * g->in_c;
+    int direct_out = o->kind == EBNN_OUT_INT32;
     for (int f0 = fa; f0 < fb; f0 += FB) {
         int nf = imin(FB, fb - f0);
-        gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, acc, nf);
+        int32_t *c = direct_out ? (int32_t *)o->out + p0 * g->out_c + f0 : acc;
+        int64_t ldc = direct_out ? g->out_c : nf;
+        gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, c, ldc);
         for (int i = 0; i < np; i++) {
-            int32_t *dot = acc + (int64_t)i * nf;
-            for (int j = 0; j < nf; j++)
-                dot[j] = kreal - 2 * dot[j];
-            if (corr && border)
-                subtract_pad_taps(g, p0 + i, corr, f0, nf, dot);
-            ebnn_output_apply_i32(o, g->out_c, p0 + i, f0, nf, dot);
+            int32_t *dot = c + i * ldc;
+            const int32_t *base = pf ? pad_fix_base(pf, p0 + i) : NULL;
+            if (base) {
+                base += f0;
+                for (int j = 0; j < nf; j++)
+                    dot[j] = base[j] - 2 * dot[j];
+            } else {
+                for (int j = 0; j < nf; j++)
+                    dot[j] = kreal - 2 * dot[j];
+            }
+            if (!direct_out)
+                ebnn_output_apply_i32(o, g->out_c, p0 + i, f0, nf, dot);
         }
     }
 }
@@ -183,28 +241,27 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     if (p1 <= p0 || fb <= fa)
         return;
     int64_t kwords = conv_kwords(g);
-    int pb = pixel_block(kwords), direct = direct_rows(g);
+    int pb = pixel_block(kwords, pixels), direct = direct_rows(g);
     char *s = (char *)scratch + ebnn_bconv2d_scratch_bytes(g) * tid;
     int32_t *acc = (int32_t *)s;
     s += round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
     uint64_t *cols = (uint64_t *)s;
     if (!direct)
         s += round64((size_t)pb * kwords * sizeof(uint64_t));
-    int32_t *corr = NULL;
-    if (g->pad_mode == EBNN_PAD_ZERO) {
-        corr = (int32_t *)s;
-        zero_pad_corrections(g, w, corr);
-    }
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
+    pad_fix pf, *pfp = NULL;
+    if (g->pad_mode == EBNN_PAD_ZERO) {
+        pad_fix_init(&pf, g, w, s, gemm);
+        pfp = &pf;
+    }
     for (int64_t p = p0; p < p1; p += pb) {
         int np = (int)(p1 - p < pb ? p1 - p : pb);
         if (direct) {
-            rows_times_filters(g, in + p * kwords, kwords, p, np, 0, w, fa, fb,
-                               NULL, acc, o, gemm);
+            rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, w, fa, fb,
+                               acc, o, gemm);
         } else {
-            int border = im2col(g, in, p, np, cols);
-            rows_times_filters(g, cols, kwords, p, np, border, w, fa, fb,
-                               corr, acc, o, gemm);
+            im2col(g, in, p, np, cols);
+            rows_times_filters(g, cols, kwords, p, np, pfp, w, fa, fb, acc, o, gemm);
         }
     }
 }
@@ -235,7 +292,7 @@ void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
     for (int64_t p = p0; p < p1; p += 120) {
         int np = (int)(p1 - p < 120 ? p1 - p : 120);
-        rows_times_filters(&g, in + p * words, words, p, np, 0, w, fa, fb, NULL,
+        rows_times_filters(&g, in + p * words, words, p, np, NULL, w, fa, fb,
                            acc, o, gemm);
     }
 }
