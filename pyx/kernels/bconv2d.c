@@ -72,14 +72,13 @@ static int direct_rows(const ebnn_conv_geom *g)
 typedef struct {
     const ebnn_conv_geom *g;
     int32_t *corr, *base[SLOTS];
-    int key[SLOTS][4], used, next;
+    int key[SLOTS][4], used, next, evicted;
 } pad_fix;
 
 static size_t pad_fix_bytes(const ebnn_conv_geom *g)
 {
     size_t oc = (size_t)g->out_c, taps = (size_t)g->kh * g->kw;
-    return round64(oc * taps * 4) + round64(4 * oc * taps * 4) +
-           round64((size_t)ebnn_words(g->in_c) * 8) + SLOTS * round64(oc * 4);
+    return 2 * round64(oc * taps * 4) + SLOTS * round64(oc * 4);
 }
 
 size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
@@ -90,33 +89,58 @@ size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
     if (!direct_rows(g))
         s += round64((size_t)pb * kw * sizeof(uint64_t));
     if (g->pad_mode == EBNN_PAD_ZERO)
-        s += pad_fix_bytes(g);
+        s += round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g);
     return round64(s);
 }
 
-/* The popcounts come from the ISA's GEMM against zero rows (4 of them: the
- * GEMMs' wide paths want several), all (filter, tap) rows in one call. */
-static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
-                         char *s, ebnn_bgemm_fn gemm)
+/* popcount of each run of `words` words: out[r] for r < rows */
+static void popcount_rows_portable(const uint64_t *x, int64_t rows, int words, int32_t *out)
 {
-    int words = ebnn_words(g->in_c), taps = g->kh * g->kw, oc = g->out_c;
+    for (int64_t r = 0; r < rows; r++) {
+        int s = 0;
+        for (int i = 0; i < words; i++)
+            s += __builtin_popcountll(x[r * words + i]);
+        out[r] = s;
+    }
+}
+
+#if defined(__x86_64__)
+/* same, with the popcnt instruction (every x86 ISA above generic has it;
+ * the portable builtin is a table lookup in libgcc) */
+__attribute__((target("popcnt")))
+static void popcount_rows_x86(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        int s = 0;
+        for (int i = 0; i < words; i++)
+            s += (int)__builtin_popcountll(x[r * words + i]);
+        out[r] = s;
+    }
+}
+#endif
+
+static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
+                         char *s)
+{
+    int taps = g->kh * g->kw, oc = g->out_c;
     int64_t rows = (int64_t)oc * taps;
     pf->g = g;
     pf->corr = (int32_t *)s;
     s += round64((size_t)rows * 4);
-    int32_t *tmp = (int32_t *)s;
-    s += round64((size_t)4 * rows * 4);
-    uint64_t *zeros = (uint64_t *)s;
-    s += round64((size_t)words * 8);
-    for (int i = 0; i < words; i++)
-        zeros[i] = 0;
-    gemm(4, (int)rows, words, zeros, 0, w, words, tmp, rows);
+    int32_t *pc = (int32_t *)s;
+    s += round64((size_t)rows * 4);
+#if defined(__x86_64__)
+    if (ebnn_isa_get() >= EBNN_ISA_AVX2)
+        popcount_rows_x86(w, rows, ebnn_words(g->in_c), pc);
+    else
+#endif
+        popcount_rows_portable(w, rows, ebnn_words(g->in_c), pc);
     for (int f = 0; f < oc; f++)
         for (int t = 0; t < taps; t++)
-            pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * tmp[(int64_t)f * taps + t];
+            pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
     for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
-    pf->used = pf->next = 0;
+    pf->used = pf->next = pf->evicted = 0;
 }
 
 /* base vector of pixel p, or NULL if all its taps are inside the image */
@@ -136,6 +160,8 @@ static const int32_t *pad_fix_base(pad_fix *pf, int64_t p)
     pf->next = (pf->next + 1) % SLOTS;
     if (pf->used < SLOTS)
         pf->used++;
+    else
+        pf->evicted = 1; /* pointers handed out earlier may now be stale */
     memcpy(pf->key[slot], key, sizeof key);
     int32_t *b = pf->base[slot], oc = g->out_c;
     for (int f = 0; f < oc; f++)
@@ -183,7 +209,8 @@ static void im2col(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
 /* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
  * stage; int32 output is produced in place in the output array. */
 static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
-                               int64_t lda, int64_t p0, int np, pad_fix *pf,
+                               int64_t lda, int64_t p0, int np,
+                               const int32_t *const *bases, pad_fix *pf,
                                const uint64_t *w, int fa, int fb, int32_t *acc,
                                const ebnn_output *o, ebnn_bgemm_fn gemm)
 {
@@ -197,7 +224,7 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
         gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, c, ldc);
         for (int i = 0; i < np; i++) {
             int32_t *dot = c + i * ldc;
-            const int32_t *base = pf ? pad_fix_base(pf, p0 + i) : NULL;
+            const int32_t *base = bases ? bases[i] : pf ? pad_fix_base(pf, p0 + i) : NULL;
             if (base) {
                 base += f0;
                 for (int j = 0; j < nf; j++)
@@ -249,19 +276,31 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     if (!direct)
         s += round64((size_t)pb * kwords * sizeof(uint64_t));
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
-    pad_fix pf, *pfp = NULL;
+    pad_fix pf;
+    const int32_t **bases = NULL;
     if (g->pad_mode == EBNN_PAD_ZERO) {
-        pad_fix_init(&pf, g, w, s, gemm);
-        pfp = &pf;
+        bases = (const int32_t **)s;
+        s += round64((size_t)pb * sizeof(*bases));
+        pad_fix_init(&pf, g, w, s);
     }
     for (int64_t p = p0; p < p1; p += pb) {
         int np = (int)(p1 - p < pb ? p1 - p : pb);
         if (direct) {
-            rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, w, fa, fb,
-                               acc, o, gemm);
+            rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, NULL, w,
+                               fa, fb, acc, o, gemm);
         } else {
             im2col(g, in, p, np, cols);
-            rows_times_filters(g, cols, kwords, p, np, pfp, w, fa, fb, acc, o, gemm);
+            /* base vectors looked up once per block, unless the block has
+             * more border patterns than the cache holds: then per use */
+            int cached = 0;
+            if (bases) {
+                pf.evicted = 0;
+                for (int i = 0; i < np; i++)
+                    bases[i] = pad_fix_base(&pf, p + i);
+                cached = !pf.evicted;
+            }
+            rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
+                               bases && !cached ? &pf : NULL, w, fa, fb, acc, o, gemm);
         }
     }
 }
@@ -292,7 +331,7 @@ void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
     for (int64_t p = p0; p < p1; p += 120) {
         int np = (int)(p1 - p < 120 ? p1 - p : 120);
-        rows_times_filters(&g, in + p * words, words, p, np, NULL, w, fa, fb,
-                           acc, o, gemm);
+        rows_times_filters(&g, in + p * words, words, p, np, NULL, NULL, w, fa,
+                           fb, acc, o, gemm);
     }
 }
