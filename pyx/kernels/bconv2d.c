@@ -106,16 +106,26 @@ static void popcount_rows_portable(const uint64_t *x, int64_t rows, int words, i
 
 #if defined(__x86_64__)
 /* same, with the popcnt instruction (every x86 ISA above generic has it;
- * the portable builtin is a table lookup in libgcc) */
+ * the portable builtin is a table lookup in libgcc); rows of 4 and 8 words
+ * (256 / 512 channels) get fixed-length loops the compiler unrolls */
 __attribute__((target("popcnt")))
 static void popcount_rows_x86(const uint64_t *x, int64_t rows, int words, int32_t *out)
 {
-    for (int64_t r = 0; r < rows; r++) {
-        int s = 0;
-        for (int i = 0; i < words; i++)
-            s += (int)__builtin_popcountll(x[r * words + i]);
-        out[r] = s;
+#define ROWS_OF(W)                                                            \
+    for (int64_t r = 0; r < rows; r++) {                                      \
+        int s = 0;                                                            \
+        for (int i = 0; i < (W); i++)                                         \
+            s += (int)__builtin_popcountll(x[r * (W) + i]);                   \
+        out[r] = s;                                                           \
     }
+    if (words == 4) {
+        ROWS_OF(4)
+    } else if (words == 8) {
+        ROWS_OF(8)
+    } else {
+        ROWS_OF(words)
+    }
+#undef ROWS_OF
 }
 #endif
 
@@ -177,30 +187,47 @@ static const int32_t *pad_fix_base(pad_fix *pf, int64_t p)
     return b;
 }
 
-/* Gather pixels [p0, p0+np) into rows of K words (padded taps: 0 words). */
+/* Gather pixels [p0, p0+np) into rows of K words (padded taps: 0 words).
+ * A kernel row fully inside the image is one contiguous run of kw*words. */
 static void im2col(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
                    int np, uint64_t *cols)
 {
-    int words = ebnn_words(g->in_c);
-    int64_t kwords = conv_kwords(g);
+    int words = ebnn_words(g->in_c), run = g->kw * words;
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
+    uint64_t *dst = cols;
     for (int i = 0; i < np; i++) {
-        int64_t p = p0 + i;
-        int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
-        int64_t n = p / ((int64_t)g->out_w * g->out_h);
         int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-        uint64_t *dst = cols + i * kwords;
-        for (int ky = 0; ky < g->kh; ky++) {
+        int x_inside = ix0 >= 0 && ix0 + g->kw <= g->in_w;
+        for (int ky = 0; ky < g->kh; ky++, dst += run) {
             int iy = iy0 + ky;
-            for (int kx = 0; kx < g->kw; kx++, dst += words) {
-                int ix = ix0 + kx;
-                if (iy < 0 || iy >= g->in_h || ix < 0 || ix >= g->in_w) {
-                    for (int k = 0; k < words; k++)
-                        dst[k] = 0;
-                } else {
-                    const uint64_t *src = in + ((n * g->in_h + iy) * g->in_w + ix) * words;
-                    for (int k = 0; k < words; k++)
-                        dst[k] = src[k];
+            if (iy < 0 || iy >= g->in_h) {
+                for (int k = 0; k < run; k++)
+                    dst[k] = 0;
+                continue;
+            }
+            const uint64_t *row = in + (n * g->in_h + iy) * g->in_w * words;
+            if (x_inside) {
+                const uint64_t *src = row + (int64_t)ix0 * words;
+                for (int k = 0; k < run; k++)
+                    dst[k] = src[k];
+            } else {
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = ix0 + kx;
+                    if (ix >= 0 && ix < g->in_w)
+                        for (int k = 0; k < words; k++)
+                            dst[kx * words + k] = row[(int64_t)ix * words + k];
+                    else
+                        for (int k = 0; k < words; k++)
+                            dst[kx * words + k] = 0;
                 }
+            }
+        }
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
             }
         }
     }
