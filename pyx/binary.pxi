@@ -65,6 +65,17 @@ def _channels(c, name):
     return c
 
 
+def _pair(v, name):
+    """int or pair of ints -> (int, int); numpy integers welcome."""
+    try:
+        a, b = (v, v) if np.ndim(v) == 0 else tuple(v)
+        if int(a) != a or int(b) != b:
+            raise ValueError
+        return int(a), int(b)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+
+
 def _check_packed(a, channels, name):
     """Packed uint64 array whose last axis holds words(channels) words with
     the unused high bits of the last word zero."""
@@ -143,7 +154,8 @@ def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_on
     _need(w_packed, "w_packed", np.uint64, 4)
     _check_packed(x_packed, c, "x_packed")
     _check_packed(w_packed, c, "w_packed")
-    kh, kw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+    kernel, strides = _pair(kernel, "kernel"), _pair(strides, "strides")
+    kh, kw = kernel
     if (kh, kw) != tuple(w_packed.shape[1:3]):
         raise ValueError(f"kernel {kernel} does not match w_packed shape {w_packed.shape}")
     n, h, w = x_packed.shape[:3]
@@ -205,9 +217,10 @@ def maxpool_bits(x_packed, channels, pool, strides=None, padding="valid", num_th
     if padding not in ("valid", "same"):
         raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
     n, h, w = x_packed.shape[:3]
+    pool = _pair(pool, "pool")
+    strides = pool if strides is None else _pair(strides, "strides")
     cdef ebnn_conv_geom g
-    _geom(&g, n, h, w, c, 1, pool, pool if strides is None else strides,
-          "valid" if padding == "valid" else "same_one")
+    _geom(&g, n, h, w, c, 1, pool, strides, "valid" if padding == "valid" else "same_one")
     res = np.empty((g.n, g.out_h, g.out_w, (c + 63) // 64), np.uint64)
     cdef _ConvTask t
     t.g = &g

@@ -350,6 +350,9 @@ def test_bad_input_is_value_error():
         lambda: E.bitpack(np.zeros((1, (1 << 24) + 1), np.uint8), zero_point=0),  # huge channels
         lambda: E.maxpool_bits(xp, 70, 2, padding="same_zero"),
         lambda: E.maxpool_bits(xp, 70, 5, padding="valid"),
+        lambda: E.bconv2d(xp, 70, wp, "3"),
+        lambda: E.bconv2d(xp, 70, wp, 3, strides=(1, 2, 3)),
+        lambda: E.bconv2d(xp, 70, wp, 3, strides=1.5),
         lambda: E.bgemm_probe("sse9", 10),
         lambda: E.bgemm_probe("generic", 0),
     ]
@@ -357,6 +360,13 @@ def test_bad_input_is_value_error():
         with pytest.raises(ValueError):
             f()
             pytest.fail(f"bad input #{i} accepted")
+
+
+def test_numpy_integer_arguments():
+    xp, wp = small_conv()
+    want = E.bconv2d(xp, 70, wp, 3, strides=2)
+    got = E.bconv2d(xp, np.int64(70), wp, np.int64(3), strides=(np.int32(2), 2))
+    np.testing.assert_array_equal(got, want)
 
 
 def test_probes_report_work():

@@ -65,8 +65,8 @@ void ebnn_output_apply_i32(const ebnn_output *o, int out_c, int64_t pixel,
                 int ff = wi * 64 + b;
                 int32_t a = acc[ff - f0];
                 int neg;
-                if (o->thr)
-                    neg = o->flip[ff] ? a > o->thr[ff] : a < o->thr[ff];
+                if (o->thr) /* flip NULL: no channel flipped */
+                    neg = (o->flip && o->flip[ff]) ? a > o->thr[ff] : a < o->thr[ff];
                 else
                     neg = stage_value(o, out_c, pixel, ff, (float)a, ps) < 0.0f;
                 bits |= (uint64_t)neg << b;
