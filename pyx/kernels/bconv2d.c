@@ -106,10 +106,11 @@ static void popcount_rows_portable(const uint64_t *x, int64_t rows, int words, i
 
 #if defined(__x86_64__)
 /* same, with the popcnt instruction (every x86 ISA above generic has it;
- * the portable builtin is a table lookup in libgcc); rows of 4 and 8 words
- * (256 / 512 channels) get fixed-length loops the compiler unrolls */
-__attribute__((target("popcnt")))
-static void popcount_rows_x86(const uint64_t *x, int64_t rows, int words, int32_t *out)
+ * the portable builtin is a table lookup in libgcc), or vectorized by the
+ * compiler with vpopcntq; rows of 4 and 8 words (256 / 512 channels) get
+ * fixed-length loops */
+static inline __attribute__((always_inline)) void
+popcount_rows_fixed(const uint64_t *x, int64_t rows, int words, int32_t *out)
 {
 #define ROWS_OF(W)                                                            \
     for (int64_t r = 0; r < rows; r++) {                                      \
@@ -127,6 +128,18 @@ static void popcount_rows_x86(const uint64_t *x, int64_t rows, int words, int32_
     }
 #undef ROWS_OF
 }
+
+__attribute__((target("popcnt"))) static void
+popcount_rows_x86(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+    popcount_rows_fixed(x, rows, words, out);
+}
+
+EBNN_TARGET_AVX512 static void
+popcount_rows_avx512(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+    popcount_rows_fixed(x, rows, words, out);
+}
 #endif
 
 static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
@@ -140,7 +153,9 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     int32_t *pc = (int32_t *)s;
     s += round64((size_t)rows * 4);
 #if defined(__x86_64__)
-    if (ebnn_isa_get() >= EBNN_ISA_AVX2)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512)
+        popcount_rows_avx512(w, rows, ebnn_words(g->in_c), pc);
+    else if (ebnn_isa_get() == EBNN_ISA_AVX2)
         popcount_rows_x86(w, rows, ebnn_words(g->in_c), pc);
     else
 #endif
@@ -153,11 +168,11 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     pf->used = pf->next = pf->evicted = 0;
 }
 
-/* base vector of pixel p, or NULL if all its taps are inside the image */
-static const int32_t *pad_fix_base(pad_fix *pf, int64_t p)
+/* base vector of output pixel (oy, ox), or NULL if all its taps are inside
+ * the image */
+static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
 {
     const ebnn_conv_geom *g = pf->g;
-    int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
     int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
     int key[4] = {iy0 < 0 ? -iy0 : 0, g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh,
                   ix0 < 0 ? -ix0 : 0, g->in_w - ix0 < g->kw ? g->in_w - ix0 : g->kw};
@@ -189,8 +204,9 @@ static const int32_t *pad_fix_base(pad_fix *pf, int64_t p)
 
 /* Gather pixels [p0, p0+np) into rows of K words (padded taps: 0 words).
  * A kernel row fully inside the image is one contiguous run of kw*words. */
-static void im2col(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
-                   int np, uint64_t *cols)
+static inline __attribute__((always_inline)) void
+im2col_body(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,
+            uint64_t *cols)
 {
     int words = ebnn_words(g->in_c), run = g->kw * words;
     int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
@@ -233,13 +249,65 @@ static void im2col(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
     }
 }
 
+/* dot = base - 2 popcount, base per filter (zero padding at a border
+ * pixel) or the constant kh*kw*in_c */
+static inline __attribute__((always_inline)) void
+convert_body(int32_t *dot, const int32_t *base, int32_t kreal, int nf)
+{
+    if (base)
+        for (int j = 0; j < nf; j++)
+            dot[j] = base[j] - 2 * dot[j];
+    else
+        for (int j = 0; j < nf; j++)
+            dot[j] = kreal - 2 * dot[j];
+}
+
+/* The gather and the conversion are plain loops; compiled for the vector
+ * width of the ISA in use they cost half as much next to the GEMM. */
+typedef struct {
+    void (*im2col)(const ebnn_conv_geom *, const uint64_t *, int64_t, int, uint64_t *);
+    void (*convert)(int32_t *, const int32_t *, int32_t, int);
+} conv_helpers;
+
+#define HELPERS(SUFFIX, TARGET)                                               \
+    TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *g, const uint64_t *in, \
+                                       int64_t p0, int np, uint64_t *cols)    \
+    {                                                                         \
+        im2col_body(g, in, p0, np, cols);                                     \
+    }                                                                         \
+    TARGET static void convert_##SUFFIX(int32_t *dot, const int32_t *base,    \
+                                        int32_t kreal, int nf)                \
+    {                                                                         \
+        convert_body(dot, base, kreal, nf);                                   \
+    }
+HELPERS(plain, )
+#if defined(__x86_64__)
+HELPERS(avx2, EBNN_TARGET_AVX2)
+HELPERS(avx512, EBNN_TARGET_AVX512)
+#endif
+
+static conv_helpers helpers_select(void)
+{
+    switch (ebnn_isa_get()) {
+#if defined(__x86_64__)
+    case EBNN_ISA_AVX512:
+        return (conv_helpers){im2col_avx512, convert_avx512};
+    case EBNN_ISA_AVX2:
+        return (conv_helpers){im2col_avx2, convert_avx2};
+#endif
+    default:
+        return (conv_helpers){im2col_plain, convert_plain};
+    }
+}
+
 /* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
  * stage; int32 output is produced in place in the output array. */
 static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
                                int64_t lda, int64_t p0, int np,
                                const int32_t *const *bases, pad_fix *pf,
                                const uint64_t *w, int fa, int fb, int32_t *acc,
-                               const ebnn_output *o, ebnn_bgemm_fn gemm)
+                               const ebnn_output *o, ebnn_bgemm_fn gemm,
+                               const conv_helpers *h)
 {
     int64_t kwords = conv_kwords(g);
     int32_t kreal = g->kh * g->kw * g->in_c;
@@ -251,15 +319,12 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
         gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, c, ldc);
         for (int i = 0; i < np; i++) {
             int32_t *dot = c + i * ldc;
-            const int32_t *base = bases ? bases[i] : pf ? pad_fix_base(pf, p0 + i) : NULL;
-            if (base) {
-                base += f0;
-                for (int j = 0; j < nf; j++)
-                    dot[j] = base[j] - 2 * dot[j];
-            } else {
-                for (int j = 0; j < nf; j++)
-                    dot[j] = kreal - 2 * dot[j];
+            const int32_t *base = bases ? bases[i] : NULL;
+            if (pf) { /* rare: more border patterns than the cache holds */
+                int64_t p = p0 + i;
+                base = pad_fix_base(pf, (int)((p / g->out_w) % g->out_h), (int)(p % g->out_w));
             }
+            h->convert(dot, base ? base + f0 : NULL, kreal, nf);
             if (!direct_out)
                 ebnn_output_apply_i32(o, g->out_c, p0 + i, f0, nf, dot);
         }
@@ -303,6 +368,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     if (!direct)
         s += round64((size_t)pb * kwords * sizeof(uint64_t));
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
+    conv_helpers h = helpers_select();
     pad_fix pf;
     const int32_t **bases = NULL;
     if (g->pad_mode == EBNN_PAD_ZERO) {
@@ -314,20 +380,26 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
         int np = (int)(p1 - p < pb ? p1 - p : pb);
         if (direct) {
             rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, NULL, w,
-                               fa, fb, acc, o, gemm);
+                               fa, fb, acc, o, gemm, &h);
         } else {
-            im2col(g, in, p, np, cols);
+            h.im2col(g, in, p, np, cols);
             /* base vectors looked up once per block, unless the block has
              * more border patterns than the cache holds: then per use */
             int cached = 0;
             if (bases) {
                 pf.evicted = 0;
-                for (int i = 0; i < np; i++)
-                    bases[i] = pad_fix_base(&pf, p + i);
+                int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
+                for (int i = 0; i < np; i++) {
+                    bases[i] = pad_fix_base(&pf, oy, ox);
+                    if (++ox == g->out_w) {
+                        ox = 0;
+                        oy = oy + 1 == g->out_h ? 0 : oy + 1;
+                    }
+                }
                 cached = !pf.evicted;
             }
             rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
-                               bases && !cached ? &pf : NULL, w, fa, fb, acc, o, gemm);
+                               bases && !cached ? &pf : NULL, w, fa, fb, acc, o, gemm, &h);
         }
     }
 }
@@ -356,9 +428,10 @@ void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,
     int32_t *acc = (int32_t *)((char *)scratch +
                                ebnn_bdense_scratch_bytes(batch, in_c, out_c) * tid);
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
+    conv_helpers h = helpers_select();
     for (int64_t p = p0; p < p1; p += 120) {
         int np = (int)(p1 - p < 120 ? p1 - p : 120);
         rows_times_filters(&g, in + p * words, words, p, np, NULL, NULL, w, fa,
-                           fb, acc, o, gemm);
+                           fb, acc, o, gemm, &h);
     }
 }
