@@ -17,20 +17,42 @@
 
 #define AINLINE __attribute__((always_inline)) inline
 
-/* bp[g][k][lane] = b[(8g + lane) * ldb + k]; lanes past nf are 0 */
-static void pack_filters(int nf, int kc, const uint64_t *b, int64_t ldb,
-                         uint64_t *bp)
+/* bp[g][k][lane] = b[(8g + lane) * ldb + k]; lanes past nf are 0.
+ * 8 filters x 8 words at a time: 8 loads, an 8x8 transpose of 64-bit
+ * elements (unpack, then two rounds of 128-bit lane shuffles), 8 stores. */
+EBNN_TARGET_AVX512 static void pack_filters(int nf, int kc, const uint64_t *b,
+                                            int64_t ldb, uint64_t *bp)
 {
-    int groups = (nf + 7) / 8;
-    for (int f = 0; f < groups * 8; f++) {
-        uint64_t *dst = bp + (int64_t)(f / 8) * kc * 8 + f % 8;
-        if (f < nf) {
-            const uint64_t *src = b + f * ldb;
-            for (int k = 0; k < kc; k++)
-                dst[k * 8] = src[k];
-        } else {
-            for (int k = 0; k < kc; k++)
-                dst[k * 8] = 0;
+    const __m512i zero = _mm512_setzero_si512();
+    for (int g = 0; g * 8 < nf; g++) {
+        uint64_t *dst = bp + (int64_t)g * kc * 8;
+        for (int k0 = 0; k0 < kc; k0 += 8) {
+            int kn = kc - k0 < 8 ? kc - k0 : 8;
+            __mmask8 km = (__mmask8)((1u << kn) - 1);
+            __m512i r[8];
+            for (int l = 0; l < 8; l++)
+                r[l] = 8 * g + l < nf ? _mm512_maskz_loadu_epi64(km, b + (8 * g + l) * ldb + k0)
+                                      : zero;
+            __m512i lo01 = _mm512_unpacklo_epi64(r[0], r[1]), hi01 = _mm512_unpackhi_epi64(r[0], r[1]);
+            __m512i lo23 = _mm512_unpacklo_epi64(r[2], r[3]), hi23 = _mm512_unpackhi_epi64(r[2], r[3]);
+            __m512i lo45 = _mm512_unpacklo_epi64(r[4], r[5]), hi45 = _mm512_unpackhi_epi64(r[4], r[5]);
+            __m512i lo67 = _mm512_unpacklo_epi64(r[6], r[7]), hi67 = _mm512_unpackhi_epi64(r[6], r[7]);
+            /* b*: filters 0-3, c*: filters 4-7; lanes hold (k, k+4) pairs */
+            __m512i b0 = _mm512_shuffle_i64x2(lo01, lo23, 0x88), b1 = _mm512_shuffle_i64x2(lo01, lo23, 0xDD);
+            __m512i b2 = _mm512_shuffle_i64x2(hi01, hi23, 0x88), b3 = _mm512_shuffle_i64x2(hi01, hi23, 0xDD);
+            __m512i c0 = _mm512_shuffle_i64x2(lo45, lo67, 0x88), c1 = _mm512_shuffle_i64x2(lo45, lo67, 0xDD);
+            __m512i c2 = _mm512_shuffle_i64x2(hi45, hi67, 0x88), c3 = _mm512_shuffle_i64x2(hi45, hi67, 0xDD);
+            __m512i out[8];
+            out[0] = _mm512_shuffle_i64x2(b0, c0, 0x88);
+            out[4] = _mm512_shuffle_i64x2(b0, c0, 0xDD);
+            out[2] = _mm512_shuffle_i64x2(b1, c1, 0x88);
+            out[6] = _mm512_shuffle_i64x2(b1, c1, 0xDD);
+            out[1] = _mm512_shuffle_i64x2(b2, c2, 0x88);
+            out[5] = _mm512_shuffle_i64x2(b2, c2, 0xDD);
+            out[3] = _mm512_shuffle_i64x2(b3, c3, 0x88);
+            out[7] = _mm512_shuffle_i64x2(b3, c3, 0xDD);
+            for (int k = 0; k < kn; k++)
+                _mm512_store_si512(dst + (int64_t)(k0 + k) * 8, out[k]);
         }
     }
 }
