@@ -12,8 +12,11 @@
 #include <string.h>
 #include "internal.h"
 #include "output_stage.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
-#define FB 64 /* filters per GEMM call: a multiple of 64 (bit words) */
+#define FB 256 /* filters per GEMM call: a multiple of 64 (bit words) */
 
 ebnn_bgemm_fn ebnn_bgemm_select(void)
 {
@@ -40,12 +43,12 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* pixels per im2col block: the SIMD GEMMs repack their filters on every
  * call, so a block should be large (ideally a thread's whole share), yet
- * stay near L2 size: at most 2 MiB of gathered rows. */
+ * stay near L2 size: at most 2 MiB of gathered rows, 1 MiB of sums. */
 static int pixel_block(int64_t kwords, int64_t pixels)
 {
     int64_t pb = 262144 / (kwords > 0 ? kwords : 1);
-    if (pb > 4096)
-        pb = 4096;
+    if (pb > 1024)
+        pb = 1024;
     if (pb < 6)
         pb = 6;
     return (int)(pb < pixels ? pb : pixels);
@@ -204,50 +207,65 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
 
 /* Gather pixels [p0, p0+np) into rows of K words (padded taps: 0 words).
  * A kernel row fully inside the image is one contiguous run of kw*words. */
-static inline __attribute__((always_inline)) void
-im2col_body(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,
-            uint64_t *cols)
-{
-    int words = ebnn_words(g->in_c), run = g->kw * words;
-    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
-    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
-    uint64_t *dst = cols;
-    for (int i = 0; i < np; i++) {
-        int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-        int x_inside = ix0 >= 0 && ix0 + g->kw <= g->in_w;
-        for (int ky = 0; ky < g->kh; ky++, dst += run) {
-            int iy = iy0 + ky;
-            if (iy < 0 || iy >= g->in_h) {
-                for (int k = 0; k < run; k++)
-                    dst[k] = 0;
-                continue;
-            }
-            const uint64_t *row = in + (n * g->in_h + iy) * g->in_w * words;
-            if (x_inside) {
-                const uint64_t *src = row + (int64_t)ix0 * words;
-                for (int k = 0; k < run; k++)
-                    dst[k] = src[k];
-            } else {
-                for (int kx = 0; kx < g->kw; kx++) {
-                    int ix = ix0 + kx;
-                    if (ix >= 0 && ix < g->in_w)
-                        for (int k = 0; k < words; k++)
-                            dst[kx * words + k] = row[(int64_t)ix * words + k];
-                    else
-                        for (int k = 0; k < words; k++)
-                            dst[kx * words + k] = 0;
-                }
-            }
-        }
-        if (++ox == g->out_w) {
-            ox = 0;
-            if (++oy == g->out_h) {
-                oy = 0;
-                n++;
-            }
-        }
+/* copy / clear n words; the avx512 build uses masked 512-bit moves, since
+ * runs are short (a 3x3 kernel row of 256 channels is 12 words) */
+#define COPY_PLAIN(dst, src, n)                                               \
+    for (int k_ = 0; k_ < (n); k_++)                                          \
+        (dst)[k_] = (src)[k_]
+#define ZERO_PLAIN(dst, n)                                                    \
+    for (int k_ = 0; k_ < (n); k_++)                                          \
+        (dst)[k_] = 0
+#if defined(__x86_64__)
+#define COPY_AVX512(dst, src, n)                                              \
+    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
+        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
+        _mm512_mask_storeu_epi64((dst) + k_, m_,                              \
+                                 _mm512_maskz_loadu_epi64(m_, (src) + k_));   \
     }
-}
+#define ZERO_AVX512(dst, n)                                                   \
+    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
+        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
+        _mm512_mask_storeu_epi64((dst) + k_, m_, _mm512_setzero_si512());     \
+    }
+#endif
+
+#define IM2COL_BODY(COPY, ZERO)                                               \
+    int words = ebnn_words(g->in_c), run = g->kw * words;                     \
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);    \
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);                          \
+    uint64_t *dst = cols;                                                     \
+    for (int i = 0; i < np; i++) {                                            \
+        int iy0 = oy * g->stride_h - g->pad_top;                              \
+        int ix0 = ox * g->stride_w - g->pad_left;                             \
+        int x_inside = ix0 >= 0 && ix0 + g->kw <= g->in_w;                    \
+        for (int ky = 0; ky < g->kh; ky++, dst += run) {                      \
+            int iy = iy0 + ky;                                                \
+            if (iy < 0 || iy >= g->in_h) {                                    \
+                ZERO(dst, run);                                               \
+                continue;                                                     \
+            }                                                                 \
+            const uint64_t *row = in + (n * g->in_h + iy) * g->in_w * words;  \
+            if (x_inside) {                                                   \
+                COPY(dst, row + (int64_t)ix0 * words, run);                   \
+            } else {                                                          \
+                for (int kx = 0; kx < g->kw; kx++) {                          \
+                    int ix = ix0 + kx;                                        \
+                    if (ix >= 0 && ix < g->in_w) {                            \
+                        COPY(dst + kx * words, row + (int64_t)ix * words, words); \
+                    } else {                                                  \
+                        ZERO(dst + kx * words, words);                        \
+                    }                                                         \
+                }                                                             \
+            }                                                                 \
+        }                                                                     \
+        if (++ox == g->out_w) {                                               \
+            ox = 0;                                                           \
+            if (++oy == g->out_h) {                                           \
+                oy = 0;                                                       \
+                n++;                                                          \
+            }                                                                 \
+        }                                                                     \
+    }
 
 /* dot = base - 2 popcount, base per filter (zero padding at a border
  * pixel) or the constant kh*kw*in_c */
@@ -269,21 +287,21 @@ typedef struct {
     void (*convert)(int32_t *, const int32_t *, int32_t, int);
 } conv_helpers;
 
-#define HELPERS(SUFFIX, TARGET)                                               \
+#define HELPERS(SUFFIX, TARGET, COPY, ZERO)                                   \
     TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *g, const uint64_t *in, \
                                        int64_t p0, int np, uint64_t *cols)    \
     {                                                                         \
-        im2col_body(g, in, p0, np, cols);                                     \
+        IM2COL_BODY(COPY, ZERO)                                               \
     }                                                                         \
     TARGET static void convert_##SUFFIX(int32_t *dot, const int32_t *base,    \
                                         int32_t kreal, int nf)                \
     {                                                                         \
         convert_body(dot, base, kreal, nf);                                   \
     }
-HELPERS(plain, )
+HELPERS(plain, , COPY_PLAIN, ZERO_PLAIN)
 #if defined(__x86_64__)
-HELPERS(avx2, EBNN_TARGET_AVX2)
-HELPERS(avx512, EBNN_TARGET_AVX512)
+HELPERS(avx2, EBNN_TARGET_AVX2, COPY_PLAIN, ZERO_PLAIN)
+HELPERS(avx512, EBNN_TARGET_AVX512, COPY_AVX512, ZERO_AVX512)
 #endif
 
 static conv_helpers helpers_select(void)
