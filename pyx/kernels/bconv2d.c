@@ -408,7 +408,10 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
                 pf.evicted = 0;
                 int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
                 for (int i = 0; i < np; i++) {
-                    bases[i] = pad_fix_base(&pf, oy, ox);
+                    int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
+                    int inside = iy0 >= 0 && iy0 + g->kh <= g->in_h && ix0 >= 0 &&
+                                 ix0 + g->kw <= g->in_w;
+                    bases[i] = inside ? NULL : pad_fix_base(&pf, oy, ox);
                     if (++ox == g->out_w) {
                         ox = 0;
                         oy = oy + 1 == g->out_h ? 0 : oy + 1;
