@@ -149,6 +149,8 @@ CONV_CASES = [
     (1, 9, 8, 5, 11, (3, 1), (2, 1), "same_zero"),
     (1, 10, 10, 600, 3, (3, 3), (1, 1), "same_zero"),
     (1, 14, 14, 256, 49, (3, 3), (1, 1), "same_zero"),
+    (1, 4, 4, 1000, 37, (3, 3), (1, 1), "same_zero"),   # K > 128 words: K chunks
+    (1, 33, 33, 3, 5, (3, 3), (1, 1), "same_zero"),     # > 1024 pixels: 2 blocks
 ]
 
 
@@ -253,7 +255,8 @@ def test_bconv_property(n, h, w, c, o, kh, kw, sh, sw, p, nt, seed):
 
 # --------------------------------------------------------------- dense ---
 @pytest.mark.parametrize("batch,c,o", [(1, 1, 1), (1, 200, 300), (3, 65, 64),
-                                       (2, 63, 129), (50, 130, 70), (130, 64, 9)])
+                                       (2, 63, 129), (50, 130, 70), (130, 64, 9),
+                                       (1, 9000, 20), (6, 9000, 40)])
 def test_bdense_all_isas_threads_and_stages(batch, c, o):
     rng = np.random.default_rng(batch * 1000 + c)
     x, wf = rand_pm(rng, (batch, c)), rand_pm(rng, (o, c))
