@@ -6,6 +6,9 @@ batch 1) at 1 and 2 threads, and a register-only probe running the same
 xor + popcount + add tile with no memory traffic. Each line shows binary
 MACs per second, per cycle, and the ratio to the probe (x threads).
 Cycles come from a chain of dependent adds (1 cycle each), measured here.
+"% probe" at 2 threads compares with twice the 1-thread probe. Times are the
+best of --reps calls (the median is printed too: on a shared machine the
+median at 2 threads mostly measures the other tenants).
 
     python benchmarks/kernels.py [--reps N] [--isa avx512 ...]
 """
@@ -70,18 +73,20 @@ def main():
         print(f"\n== {isa}: probe {probe / 1e9:.1f} GMAC/s = "
               f"{probe / hz:.0f} binary MACs/cycle (1 thread, registers only)")
         print(f"{'layer':<26}{'thr':>4}{'ms best':>9}{'ms med':>9}{'GMAC/s':>9}"
-              f"{'MAC/cyc':>9}{'% probe':>9}")
+              f"{'MAC/cyc':>9}{'% probe':>9}{'speedup':>9}")
         for h, w, c, o, k in SHAPES:
             x = E.bitpack(rng.standard_normal((1, h, w, c)).astype(np.float32))
             wt = E.bitpack(rng.standard_normal((o, k, k, c)).astype(np.float32))
             macs = h * w * o * k * k * c
+            one = None
             for nt in (1, 2):
                 best, med = best_time(lambda: E.bconv2d(x, c, wt, k, padding=args.padding,
                                                         num_threads=nt), args.reps)
+                one = one or best
                 rate = macs / best
                 print(f"{f'{h}x{w}x{c}->{o} {k}x{k}':<26}{nt:>4}{best * 1e3:>9.3f}"
                       f"{med * 1e3:>9.3f}{rate / 1e9:>9.1f}{rate / hz / nt:>9.0f}"
-                      f"{100 * rate / (probe * nt):>8.0f}%")
+                      f"{100 * rate / (probe * nt):>8.0f}%{one / best:>8.2f}x")
         print(f"{'bitpack f32 (per call)':<26}{'thr':>4}{'ms best':>9}{'ms med':>9}{'GB/s':>9}")
         for h, w, c, o, k in SHAPES:
             xf = rng.standard_normal((1, h, w, c)).astype(np.float32)
