@@ -1,0 +1,96 @@
+/* Weights-only binary conv and dense (float activations x 1-bit weights):
+ * geometry, zero padding (out-of-bounds taps are left out of the sum),
+ * threading and the output stage; the arithmetic is in wgemm_<isa>.c. */
+#include "output_stage.h"
+#include "wgemm.h"
+
+ebnn_wgemm_fn ebnn_wgemm_select(void)
+{
+    switch (ebnn_isa_get()) {
+    case EBNN_ISA_REF:
+        return ebnn_wgemm_ref;
+#if defined(__x86_64__)
+    case EBNN_ISA_AVX2:
+        return ebnn_wgemm_avx2;
+    case EBNN_ISA_AVX512:
+        return ebnn_wgemm_avx512;
+#endif
+#if defined(__ARM_NEON)
+    case EBNN_ISA_NEON:
+        return ebnn_wgemm_neon;
+#endif
+    default:
+        return ebnn_wgemm_generic;
+    }
+}
+
+static uint64_t round64(uint64_t b) { return (b + 63) & ~(uint64_t)63; }
+
+/* per thread: tap pointers, tap word offsets, one accumulator per filter;
+ * SIZE_MAX if it does not fit in size_t (32-bit hosts) */
+size_t ebnn_wconv2d_scratch_bytes(const ebnn_conv_geom *g)
+{
+    uint64_t taps = (uint64_t)g->kh * g->kw;
+    uint64_t b = round64(taps * sizeof(const float *)) + round64(taps * sizeof(int64_t)) +
+                 round64((uint64_t)g->out_c * sizeof(float));
+    return b > (uint64_t)(SIZE_MAX / 2) ? SIZE_MAX : (size_t)b;
+}
+
+void ebnn_wconv2d(const ebnn_conv_geom *g, const float *in, const uint64_t *w,
+                  const ebnn_output *o, void *scratch, int tid, int nthreads)
+{
+    ebnn_wgemm_fn fn = ebnn_wgemm_select();
+    const int64_t taps = (int64_t)g->kh * g->kw, words = ebnn_words(g->in_c);
+    char *mine = (char *)scratch + (size_t)tid * ebnn_wconv2d_scratch_bytes(g);
+    const float **xs = (const float **)mine;
+    int64_t *wtap = (int64_t *)(mine + round64(taps * sizeof(const float *)));
+    float *acc = (float *)((char *)wtap + round64(taps * sizeof(int64_t)));
+    int64_t begin, end;
+    ebnn_split((int64_t)g->n * g->out_h * g->out_w, tid, nthreads, &begin, &end);
+    for (int64_t p = begin; p < end; p++) {
+        int ox = (int)(p % g->out_w), oy = (int)(p / g->out_w % g->out_h);
+        int64_t n = p / ((int64_t)g->out_w * g->out_h);
+        int nt = 0;
+        for (int ky = 0; ky < g->kh; ky++) {
+            int iy = oy * g->stride_h - g->pad_top + ky;
+            if (iy < 0 || iy >= g->in_h)
+                continue;
+            for (int kx = 0; kx < g->kw; kx++) {
+                int ix = ox * g->stride_w - g->pad_left + kx;
+                if (ix < 0 || ix >= g->in_w)
+                    continue;
+                xs[nt] = in + ((n * g->in_h + iy) * g->in_w + ix) * g->in_c;
+                wtap[nt++] = ((int64_t)ky * g->kw + kx) * words;
+            }
+        }
+        fn(nt, xs, wtap, g->in_c, w, taps * words, g->out_c, acc);
+        ebnn_output_apply_f32(o, g->out_c, p, 0, g->out_c, acc);
+    }
+}
+
+#define DENSE_CHUNK 256 /* filters per stack accumulator block */
+
+void ebnn_wdense(int batch, int in_c, int out_c, const float *in,
+                 const uint64_t *w, const ebnn_output *o, int tid,
+                 int nthreads)
+{
+    ebnn_wgemm_fn fn = ebnn_wgemm_select();
+    const int64_t words = ebnn_words(in_c), zero = 0;
+    /* split rows when there are enough (and always for bits, whose words
+     * must have one writer); otherwise split filters (batch 1 GEMV) */
+    int by_rows = o->kind == EBNN_OUT_BITS || batch >= nthreads;
+    int64_t rb = 0, re = batch, fb = 0, fe = out_c;
+    if (by_rows)
+        ebnn_split(batch, tid, nthreads, &rb, &re);
+    else
+        ebnn_split(out_c, tid, nthreads, &fb, &fe);
+    float acc[DENSE_CHUNK];
+    for (int64_t r = rb; r < re; r++) {
+        const float *x = in + r * in_c;
+        for (int64_t f = fb; f < fe; f += DENSE_CHUNK) {
+            int nf = (int)(fe - f < DENSE_CHUNK ? fe - f : DENSE_CHUNK);
+            fn(1, &x, &zero, in_c, w + f * words, words, nf, acc);
+            ebnn_output_apply_f32(o, out_c, r, (int)f, nf, acc);
+        }
+    }
+}

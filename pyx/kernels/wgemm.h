@@ -1,0 +1,59 @@
+/* Inner kernels of the float-side ops, one implementation per ISA:
+ *   wgemm  float x 1-bit weights (weights-only binary conv / dense),
+ *   fgemm  float x float with B transposed (im2col float conv),
+ *   fdot   float x float row-by-row dot products (float dense).
+ * Files: wgemm_<isa>.c and fgemm_<isa>.c; x86/ARM files compile to nothing
+ * elsewhere. The fronts (wconv2d.c, fconv2d.c) pick one by ebnn_isa_get(). */
+#ifndef EDGEBNN_WGEMM_H
+#define EDGEBNN_WGEMM_H
+#include "internal.h"
+
+/* Weights-only multi-filter dot product for one output pixel:
+ *   acc[f] = sum_{t<ntaps} sum_{i<c} x[t][i] * (bit i of W(f,t) ? -1 : +1)
+ * for f < nf, where W(f,t) = w + f*ldw + wtap[t] holds words(c) words and
+ * x[t] points at c floats. Out-of-bounds taps are simply left out (zero
+ * padding); bits at positions >= c are ignored. Each filter's sum is formed
+ * by the same operation sequence whatever nf is, so splitting filters or
+ * pixels between threads never changes a result. */
+typedef void (*ebnn_wgemm_fn)(int ntaps, const float *const *x,
+                              const int64_t *wtap, int c, const uint64_t *w,
+                              int64_t ldw, int nf, float *acc);
+#define EBNN_WGEMM_DECL(isa)                                                  \
+    void ebnn_wgemm_##isa(int ntaps, const float *const *x,                  \
+                          const int64_t *wtap, int c, const uint64_t *w,     \
+                          int64_t ldw, int nf, float *acc);
+EBNN_WGEMM_DECL(ref)
+EBNN_WGEMM_DECL(generic)
+EBNN_WGEMM_DECL(avx2)
+EBNN_WGEMM_DECL(avx512)
+EBNN_WGEMM_DECL(neon)
+ebnn_wgemm_fn ebnn_wgemm_select(void);
+
+/* c[i*ldc + j] = sum_{p<k} a[i*lda + p] * b[p*ldb + j], i < m, j < n.
+ * n is a multiple of EBNN_FGEMM_NPAD (callers pad B with zero columns).
+ * Every element is one chain of multiply-adds in p order starting from 0;
+ * the SIMD paths use fused multiply-add, as does the ref path (fmaf), so
+ * they agree bit for bit. */
+#define EBNN_FGEMM_NPAD 16
+typedef void (*ebnn_fgemm_fn)(int m, int n, int k, const float *a,
+                              int64_t lda, const float *b, int64_t ldb,
+                              float *c, int64_t ldc);
+/* c[i*ldc + j] = sum_{p<k} a[i*lda + p] * b[j*ldb + p], i < m, j < n:
+ * dot products along contiguous rows (dense layers, no transposed copy). */
+typedef void (*ebnn_fdot_fn)(int m, int n, int k, const float *a,
+                             int64_t lda, const float *b, int64_t ldb,
+                             float *c, int64_t ldc);
+#define EBNN_FGEMM_DECL(isa)                                                  \
+    void ebnn_fgemm_##isa(int m, int n, int k, const float *a, int64_t lda,  \
+                          const float *b, int64_t ldb, float *c, int64_t ldc); \
+    void ebnn_fdot_##isa(int m, int n, int k, const float *a, int64_t lda,   \
+                         const float *b, int64_t ldb, float *c, int64_t ldc);
+EBNN_FGEMM_DECL(ref)
+EBNN_FGEMM_DECL(generic)
+EBNN_FGEMM_DECL(avx2)
+EBNN_FGEMM_DECL(avx512)
+EBNN_FGEMM_DECL(neon)
+ebnn_fgemm_fn ebnn_fgemm_select(void);
+ebnn_fdot_fn ebnn_fdot_select(void);
+
+#endif

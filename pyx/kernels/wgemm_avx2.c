@@ -1,0 +1,76 @@
+/* AVX2 weights-only dot products from the packed bits: sum x*s =
+ * total(x) - 2 * sum_{bit=1} x; each weight byte indexes a table of eight
+ * lane masks (bit j -> lane j all ones) that selects x before the add. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "wgemm.h"
+
+#define WBLK 8 /* filters per register block */
+
+#define LANE(i, k) (((i) >> (k)) & 1 ? -1 : 0)
+#define ROW(i) {LANE(i, 0), LANE(i, 1), LANE(i, 2), LANE(i, 3), \
+                LANE(i, 4), LANE(i, 5), LANE(i, 6), LANE(i, 7)}
+#define ROW4(i) ROW(i), ROW(i + 1), ROW(i + 2), ROW(i + 3)
+#define ROW16(i) ROW4(i), ROW4(i + 4), ROW4(i + 8), ROW4(i + 12)
+#define ROW64(i) ROW16(i), ROW16(i + 16), ROW16(i + 32), ROW16(i + 48)
+static const int32_t byte_masks[256][8] __attribute__((aligned(32))) = {
+    ROW64(0), ROW64(64), ROW64(128), ROW64(192)};
+
+EBNN_TARGET_AVX2 static inline __m256 load_tail(const float *p, int r)
+{
+    if (r >= 8)
+        return _mm256_loadu_ps(p);
+    __m256i lm = _mm256_load_si256((const __m256i *)byte_masks[(1u << r) - 1]);
+    return _mm256_maskload_ps(p, lm);
+}
+
+EBNN_TARGET_AVX2 static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+EBNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+neg_sums(int ntaps, const float *const *x, const int64_t *wtap, int c,
+         const uint64_t *w, int64_t ldw, int nf, __m256 *neg)
+{
+    for (int f = 0; f < nf; f++)
+        neg[f] = _mm256_setzero_ps();
+    for (int t = 0; t < ntaps; t++) {
+        const float *xt = x[t];
+        const uint8_t *bits = (const uint8_t *)(w + wtap[t]);
+        for (int i0 = 0; i0 < c; i0 += 8) {
+            __m256 xv = load_tail(xt + i0, c - i0);
+            const uint8_t *b = bits + (i0 >> 3);
+            for (int f = 0; f < nf; f++) {
+                __m256 m = _mm256_load_ps((const float *)byte_masks[b[f * ldw * 8]]);
+                neg[f] = _mm256_add_ps(neg[f], _mm256_and_ps(xv, m));
+            }
+        }
+    }
+}
+
+EBNN_TARGET_AVX2 void ebnn_wgemm_avx2(int ntaps, const float *const *x,
+                                      const int64_t *wtap, int c,
+                                      const uint64_t *w, int64_t ldw, int nf,
+                                      float *acc)
+{
+    __m256 tot = _mm256_setzero_ps(), neg[WBLK];
+    for (int t = 0; t < ntaps; t++)
+        for (int i0 = 0; i0 < c; i0 += 8)
+            tot = _mm256_add_ps(tot, load_tail(x[t] + i0, c - i0));
+    float total = hsum8(tot);
+    int f = 0;
+    for (; f + WBLK <= nf; f += WBLK) {
+        neg_sums(ntaps, x, wtap, c, w + f * ldw, ldw, WBLK, neg);
+        for (int j = 0; j < WBLK; j++)
+            acc[f + j] = total - 2.0f * hsum8(neg[j]);
+    }
+    for (; f < nf; f++) {
+        neg_sums(ntaps, x, wtap, c, w + f * ldw, ldw, 1, neg);
+        acc[f] = total - 2.0f * hsum8(neg[0]);
+    }
+}
+#endif

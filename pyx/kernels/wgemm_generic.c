@@ -1,0 +1,35 @@
+/* Portable weights-only dot products: the weight bit is XORed into the float
+ * sign bit (x * sign(w) without a multiply or a branch), eight partial sums
+ * so the compiler can keep them in vector registers. */
+#include <string.h>
+#include "wgemm.h"
+
+static inline float flip_sign(float x, uint32_t bit)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u ^= bit << 31;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+void ebnn_wgemm_generic(int ntaps, const float *const *x, const int64_t *wtap,
+                        int c, const uint64_t *w, int64_t ldw, int nf,
+                        float *acc)
+{
+    for (int f = 0; f < nf; f++) {
+        float part[8] = {0};
+        for (int t = 0; t < ntaps; t++) {
+            const uint64_t *wt = w + f * ldw + wtap[t];
+            const float *xt = x[t];
+            for (int i0 = 0; i0 < c; i0 += 8) {
+                uint32_t bits = (uint32_t)(wt[i0 >> 6] >> (i0 & 63)) & 0xff;
+                int n = c - i0 < 8 ? c - i0 : 8;
+                for (int l = 0; l < n; l++)
+                    part[l] += flip_sign(xt[i0 + l], (bits >> l) & 1);
+            }
+        }
+        acc[f] = ((part[0] + part[1]) + (part[2] + part[3])) +
+                 ((part[4] + part[5]) + (part[6] + part[7]));
+    }
+}

@@ -1,0 +1,78 @@
+/* NEON weights-only dot products from the packed bits (aarch64 and armv7):
+ * sum x*s = total(x) - 2 * sum_{bit=1} x; each 4-bit nibble of a weight word
+ * indexes a table of four lane masks that selects x before the add.
+ * Assumes little-endian words (every ARM Linux target we build for). */
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#include <string.h>
+#include "wgemm.h"
+
+#define WBLK 8 /* filters per register block (fits armv7's 16 q registers) */
+
+#define LANE(i, k) (((i) >> (k)) & 1 ? 0xffffffffu : 0u)
+#define ROW(i) {LANE(i, 0), LANE(i, 1), LANE(i, 2), LANE(i, 3)}
+#define ROW4(i) ROW(i), ROW(i + 1), ROW(i + 2), ROW(i + 3)
+static const uint32_t nibble_masks[16][4] __attribute__((aligned(16))) = {
+    ROW4(0), ROW4(4), ROW4(8), ROW4(12)};
+
+static inline float32x4_t load_tail(const float *p, int r)
+{
+    if (r >= 4)
+        return vld1q_f32(p);
+    float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    memcpy(tmp, p, (size_t)r * sizeof(float));
+    return vld1q_f32(tmp);
+}
+
+static inline float hsum4(float32x4_t v)
+{
+#if defined(__aarch64__)
+    return vaddvq_f32(v);
+#else
+    float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(vpadd_f32(s, s), 0);
+#endif
+}
+
+static inline __attribute__((always_inline)) void
+neg_sums(int ntaps, const float *const *x, const int64_t *wtap, int c,
+         const uint64_t *w, int64_t ldw, int nf, float32x4_t *neg)
+{
+    for (int f = 0; f < nf; f++)
+        neg[f] = vdupq_n_f32(0.0f);
+    for (int t = 0; t < ntaps; t++) {
+        const float *xt = x[t];
+        const uint8_t *bits = (const uint8_t *)(w + wtap[t]);
+        for (int i0 = 0; i0 < c; i0 += 4) {
+            uint32x4_t xv = vreinterpretq_u32_f32(load_tail(xt + i0, c - i0));
+            const uint8_t *b = bits + (i0 >> 3);
+            int shift = i0 & 4;
+            for (int f = 0; f < nf; f++) {
+                uint32x4_t m = vld1q_u32(nibble_masks[(b[f * ldw * 8] >> shift) & 15]);
+                neg[f] = vaddq_f32(neg[f], vreinterpretq_f32_u32(vandq_u32(xv, m)));
+            }
+        }
+    }
+}
+
+void ebnn_wgemm_neon(int ntaps, const float *const *x, const int64_t *wtap,
+                     int c, const uint64_t *w, int64_t ldw, int nf,
+                     float *acc)
+{
+    float32x4_t tot = vdupq_n_f32(0.0f), neg[WBLK];
+    for (int t = 0; t < ntaps; t++)
+        for (int i0 = 0; i0 < c; i0 += 4)
+            tot = vaddq_f32(tot, load_tail(x[t] + i0, c - i0));
+    float total = hsum4(tot);
+    int f = 0;
+    for (; f + WBLK <= nf; f += WBLK) {
+        neg_sums(ntaps, x, wtap, c, w + f * ldw, ldw, WBLK, neg);
+        for (int j = 0; j < WBLK; j++)
+            acc[f + j] = total - 2.0f * hsum4(neg[j]);
+    }
+    for (; f < nf; f++) {
+        neg_sums(ntaps, x, wtap, c, w + f * ldw, ldw, 1, neg);
+        acc[f] = total - 2.0f * hsum4(neg[0]);
+    }
+}
+#endif

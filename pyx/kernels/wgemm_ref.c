@@ -1,0 +1,16 @@
+/* Reference weights-only dot products: the definition, one term at a time. */
+#include "wgemm.h"
+
+void ebnn_wgemm_ref(int ntaps, const float *const *x, const int64_t *wtap,
+                    int c, const uint64_t *w, int64_t ldw, int nf, float *acc)
+{
+    for (int f = 0; f < nf; f++) {
+        float s = 0.0f;
+        for (int t = 0; t < ntaps; t++) {
+            const uint64_t *wt = w + f * ldw + wtap[t];
+            for (int i = 0; i < c; i++)
+                s += (wt[i >> 6] >> (i & 63)) & 1 ? -x[t][i] : x[t][i];
+        }
+        acc[f] = s;
+    }
+}
