@@ -66,22 +66,35 @@ size_t ebnn_fconv2d_scratch_bytes(const ebnn_conv_geom *g)
     return b > (uint64_t)(SIZE_MAX / 2) ? SIZE_MAX : (size_t)b;
 }
 
-/* one im2col row: the kh*kw*in_c patch of output pixel p, zeros outside */
+/* one im2col row: the kh*kw*in_c patch of output pixel p, zeros outside.
+ * Per kernel row the in-bounds taps are one contiguous run of the input, so
+ * it is one copy (inline: first layers copy a handful of floats per row). */
 static void patch_row(const ebnn_conv_geom *g, const float *in, int64_t p,
                       float *row)
 {
     int ox = (int)(p % g->out_w), oy = (int)(p / g->out_w % g->out_h);
     int64_t n = p / ((int64_t)g->out_w * g->out_h);
-    size_t cb = (size_t)g->in_c * sizeof(float);
-    for (int ky = 0; ky < g->kh; ky++) {
+    const int c = g->in_c, span = g->kw * c;
+    int x0 = ox * g->stride_w - g->pad_left;           /* input x of kx = 0 */
+    int k0 = x0 < 0 ? -x0 : 0;                         /* first in-bounds kx */
+    int k1 = g->in_w - x0 < g->kw ? g->in_w - x0 : g->kw; /* end in-bounds kx */
+    for (int ky = 0; ky < g->kh; ky++, row += span) {
         int iy = oy * g->stride_h - g->pad_top + ky;
-        for (int kx = 0; kx < g->kw; kx++, row += g->in_c) {
-            int ix = ox * g->stride_w - g->pad_left + kx;
-            if (iy < 0 || iy >= g->in_h || ix < 0 || ix >= g->in_w)
-                memset(row, 0, cb);
-            else
-                memcpy(row, in + ((n * g->in_h + iy) * g->in_w + ix) * g->in_c, cb);
+        if (iy < 0 || iy >= g->in_h || k1 <= k0) {
+            for (int i = 0; i < span; i++)
+                row[i] = 0.0f;
+            continue;
         }
+        const float *src = in + ((n * g->in_h + iy) * g->in_w + x0) * c;
+        for (int i = 0; i < k0 * c; i++)
+            row[i] = 0.0f;
+        if ((k1 - k0) * c >= 64)
+            memcpy(row + k0 * c, src + k0 * c, (size_t)(k1 - k0) * c * sizeof(float));
+        else
+            for (int i = k0 * c; i < k1 * c; i++)
+                row[i] = src[i];
+        for (int i = k1 * c; i < span; i++)
+            row[i] = 0.0f;
     }
 }
 

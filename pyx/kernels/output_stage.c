@@ -16,11 +16,17 @@ void ebnn_output_apply_f32(const ebnn_output *o, int out_c, int64_t pixel,
     float scale = o->pixel_scale ? o->pixel_scale[pixel] : 1.0f;
     const float *res = o->residual ? o->residual + pixel * out_c : NULL;
     if (o->kind == EBNN_OUT_FLOAT) {
-        float *out = (float *)o->out + pixel * out_c;
+        /* fields in locals: stores to out cannot then alias *o, and the
+         * common case (no residual) is a plain loop the compiler vectorizes */
+        float *out = (float *)o->out + pixel * out_c + f0;
+        const float *mul = o->mul ? o->mul + f0 : NULL;
+        const float *bias = o->bias ? o->bias + f0 : NULL;
+        const float lo = o->clamp_lo, hi = o->clamp_hi;
         for (int i = 0; i < nf; i++) {
-            float v = stage_value(o, scale, res, f0 + i, acc[i]);
-            v = v < o->clamp_lo ? o->clamp_lo : v;
-            out[f0 + i] = v > o->clamp_hi ? o->clamp_hi : v;
+            float v = acc[i] * scale * (mul ? mul[i] : 1.0f) + (bias ? bias[i] : 0.0f);
+            v = res ? v + res[f0 + i] : v;
+            v = v < lo ? lo : v;
+            out[i] = v > hi ? hi : v;
         }
     } else if (o->kind == EBNN_OUT_BITS) {
         int words = ebnn_words(out_c);
