@@ -110,7 +110,8 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
         raise ValueError(f"w_packed has {words} words per tap; {c} channels need {ebnn_words(c)}")
     kernel = _kernel_of(kernel, kh, kw)
     cdef _FloatCall call
-    _geom(&call.g, n, h, wd, c, o_c, kernel, strides, _float_padding(padding))
+    _geom(&call.g, n, h, wd, c, o_c, kernel, _pair(strides, "strides"),
+          _float_padding(padding))
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None)
@@ -161,7 +162,8 @@ def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
         raise ValueError(f"w has {wc} input channels but x has {c}")
     kernel = _kernel_of(kernel, kh, kw)
     cdef _FloatCall call
-    _geom(&call.g, n, h, wd, c, o_c, kernel, strides, _float_padding(padding))
+    _geom(&call.g, n, h, wd, c, o_c, kernel, _pair(strides, "strides"),
+          _float_padding(padding))
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None)

@@ -350,6 +350,15 @@ def test_global_avgpool(shape):
         assert np.array_equal(one, E.global_avgpool(x, num_threads=t))
 
 
+def test_numpy_integer_and_pair_arguments():
+    rng = np.random.default_rng(5)
+    x, wf = rand(rng, 1, 7, 7, 5), rand(rng, 3, 3, 3, 5)
+    ref = E.fconv2d(x, wf, 3, 2)
+    assert np.array_equal(E.fconv2d(x, wf, (3, 3), (np.int64(2), 2)), ref)
+    assert np.array_equal(E.wconv2d(x, 5, pack_signs(wf), np.int32(3), np.int64(2)),
+                          E.wconv2d(x, 5, pack_signs(wf), 3, 2))
+
+
 # ------------------------------------------------------------ bad input ---
 def test_bad_inputs_raise_value_error():
     rng = np.random.default_rng(0)
@@ -366,6 +375,8 @@ def test_bad_inputs_raise_value_error():
         lambda: E.wconv2d(x, 8, wp, 3, padding="same_one"),           # +1 pad: binary only
         lambda: E.wconv2d(x, 8, wp, 3, out="int32"),
         lambda: E.wconv2d(x, 8, wp, 3, strides=0),
+        lambda: E.wconv2d(x, 8, wp, 3, strides="ab"),
+        lambda: E.fconv2d(x, wf, strides=(1, 2, 3)),
         lambda: E.wconv2d(x, 8, wp, 3, mul=np.ones(5, np.float32)),
         lambda: E.wconv2d(x, 8, wp, 3, residual=np.ones((3, 4), np.float32)),
         lambda: E.wconv2d(x, 8, wp, 3, pixel_scale=np.ones(7, np.float32)),
