@@ -26,14 +26,22 @@ ebnn_wgemm_fn ebnn_wgemm_select(void)
 
 static uint64_t round64(uint64_t b) { return (b + 63) & ~(uint64_t)63; }
 
-/* per thread: tap pointers, tap word offsets, one accumulator per filter;
+/* per thread: tap pointers, tap word offsets, accumulators for 2 pixels;
  * SIZE_MAX if it does not fit in size_t (32-bit hosts) */
 size_t ebnn_wconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     uint64_t taps = (uint64_t)g->kh * g->kw;
     uint64_t b = round64(taps * sizeof(const float *)) + round64(taps * sizeof(int64_t)) +
-                 round64((uint64_t)g->out_c * sizeof(float));
+                 round64(2 * (uint64_t)g->out_c * sizeof(float));
     return b > (uint64_t)(SIZE_MAX / 2) ? SIZE_MAX : (size_t)b;
+}
+
+/* in-bounds kernel columns [k0, k1) of output column ox */
+static void tap_cols(const ebnn_conv_geom *g, int ox, int *k0, int *k1)
+{
+    int x0 = ox * g->stride_w - g->pad_left;
+    *k0 = x0 < 0 ? -x0 : 0;
+    *k1 = g->in_w - x0 < g->kw ? g->in_w - x0 : g->kw;
 }
 
 void ebnn_wconv2d(const ebnn_conv_geom *g, const float *in, const uint64_t *w,
@@ -47,24 +55,34 @@ void ebnn_wconv2d(const ebnn_conv_geom *g, const float *in, const uint64_t *w,
     float *acc = (float *)((char *)wtap + round64(taps * sizeof(int64_t)));
     int64_t begin, end;
     ebnn_split((int64_t)g->n * g->out_h * g->out_w, tid, nthreads, &begin, &end);
-    for (int64_t p = begin; p < end; p++) {
+    for (int64_t p = begin; p < end;) {
         int ox = (int)(p % g->out_w), oy = (int)(p / g->out_w % g->out_h);
         int64_t n = p / ((int64_t)g->out_w * g->out_h);
-        int nt = 0;
+        int nt = 0, k0, k1;
+        tap_cols(g, ox, &k0, &k1);
         for (int ky = 0; ky < g->kh; ky++) {
             int iy = oy * g->stride_h - g->pad_top + ky;
             if (iy < 0 || iy >= g->in_h)
                 continue;
-            for (int kx = 0; kx < g->kw; kx++) {
+            for (int kx = k0; kx < k1; kx++) {
                 int ix = ox * g->stride_w - g->pad_left + kx;
-                if (ix < 0 || ix >= g->in_w)
-                    continue;
                 xs[nt] = in + ((n * g->in_h + iy) * g->in_w + ix) * g->in_c;
                 wtap[nt++] = ((int64_t)ky * g->kw + kx) * words;
             }
         }
-        fn(nt, xs, wtap, g->in_c, w, taps * words, g->out_c, acc);
-        ebnn_output_apply_f32(o, g->out_c, p, 0, g->out_c, acc);
+        /* the next pixel of the row shares the weight masks if it has the
+         * same in-bounds taps (interior pixels) */
+        int npix = 1;
+        if (p + 1 < end && ox + 1 < g->out_w) {
+            int n0, n1;
+            tap_cols(g, ox + 1, &n0, &n1);
+            npix = n0 == k0 && n1 == k1 ? 2 : 1;
+        }
+        fn(npix, (int64_t)g->stride_w * g->in_c, nt, xs, wtap, g->in_c, w,
+           taps * words, g->out_c, acc, g->out_c);
+        for (int j = 0; j < npix; j++)
+            ebnn_output_apply_f32(o, g->out_c, p + j, 0, g->out_c, acc + j * g->out_c);
+        p += npix;
     }
 }
 
@@ -84,13 +102,15 @@ void ebnn_wdense(int batch, int in_c, int out_c, const float *in,
         ebnn_split(batch, tid, nthreads, &rb, &re);
     else
         ebnn_split(out_c, tid, nthreads, &fb, &fe);
-    float acc[DENSE_CHUNK];
-    for (int64_t r = rb; r < re; r++) {
+    float acc[2 * DENSE_CHUNK];
+    for (int64_t r = rb; r < re; r += 2) {
         const float *x = in + r * in_c;
+        int npix = r + 1 < re ? 2 : 1; /* two rows share the weight masks */
         for (int64_t f = fb; f < fe; f += DENSE_CHUNK) {
             int nf = (int)(fe - f < DENSE_CHUNK ? fe - f : DENSE_CHUNK);
-            fn(1, &x, &zero, in_c, w + f * words, words, nf, acc);
-            ebnn_output_apply_f32(o, out_c, r, (int)f, nf, acc);
+            fn(npix, in_c, 1, &x, &zero, in_c, w + f * words, words, nf, acc, DENSE_CHUNK);
+            for (int j = 0; j < npix; j++)
+                ebnn_output_apply_f32(o, out_c, r + j, (int)f, nf, acc + j * DENSE_CHUNK);
         }
     }
 }

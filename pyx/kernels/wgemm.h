@@ -8,20 +8,25 @@
 #define EDGEBNN_WGEMM_H
 #include "internal.h"
 
-/* Weights-only multi-filter dot product for one output pixel:
- *   acc[f] = sum_{t<ntaps} sum_{i<c} x[t][i] * (bit i of W(f,t) ? -1 : +1)
- * for f < nf, where W(f,t) = w + f*ldw + wtap[t] holds words(c) words and
- * x[t] points at c floats. Out-of-bounds taps are simply left out (zero
- * padding); bits at positions >= c are ignored. Each filter's sum is formed
- * by the same operation sequence whatever nf is, so splitting filters or
- * pixels between threads never changes a result. */
-typedef void (*ebnn_wgemm_fn)(int ntaps, const float *const *x,
-                              const int64_t *wtap, int c, const uint64_t *w,
-                              int64_t ldw, int nf, float *acc);
+/* Weights-only multi-filter dot products for npix (1 or 2) output pixels
+ * that share their set of in-bounds taps:
+ *   acc[j*ldacc + f] = sum_{t<ntaps} sum_{i<c} X(j,t)[i] * (bit i of W(f,t) ? -1 : +1)
+ * for f < nf, j < npix, where X(j,t) = x[t] + j*xstep points at c floats
+ * and W(f,t) = w + f*ldw + wtap[t] holds words(c) words. Out-of-bounds taps
+ * are simply left out (zero padding); bits at positions >= c are ignored.
+ * Two pixels share each weight mask (half the mask work per MAC). Every
+ * (pixel, filter) sum is formed by the same operation sequence whatever
+ * nf and npix are, so splitting filters or pixels between threads never
+ * changes a result. */
+typedef void (*ebnn_wgemm_fn)(int npix, int64_t xstep, int ntaps,
+                              const float *const *x, const int64_t *wtap,
+                              int c, const uint64_t *w, int64_t ldw, int nf,
+                              float *acc, int64_t ldacc);
 #define EBNN_WGEMM_DECL(isa)                                                  \
-    void ebnn_wgemm_##isa(int ntaps, const float *const *x,                  \
-                          const int64_t *wtap, int c, const uint64_t *w,     \
-                          int64_t ldw, int nf, float *acc);
+    void ebnn_wgemm_##isa(int npix, int64_t xstep, int ntaps,                \
+                          const float *const *x, const int64_t *wtap, int c, \
+                          const uint64_t *w, int64_t ldw, int nf, float *acc, \
+                          int64_t ldacc);
 EBNN_WGEMM_DECL(ref)
 EBNN_WGEMM_DECL(generic)
 EBNN_WGEMM_DECL(avx2)

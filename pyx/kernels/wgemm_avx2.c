@@ -1,11 +1,12 @@
 /* AVX2 weights-only dot products from the packed bits: sum x*s =
  * total(x) - 2 * sum_{bit=1} x; each weight byte indexes a table of eight
- * lane masks (bit j -> lane j all ones) that selects x before the add. */
+ * lane masks (bit j -> lane j all ones) that selects x before the add; with
+ * two pixels each mask serves both. */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include "wgemm.h"
 
-#define WBLK 8 /* filters per register block */
+#define WBLK 8 /* filters per register block for one pixel */
 
 #define LANE(i, k) (((i) >> (k)) & 1 ? -1 : 0)
 #define ROW(i) {LANE(i, 0), LANE(i, 1), LANE(i, 2), LANE(i, 3), \
@@ -32,45 +33,76 @@ EBNN_TARGET_AVX2 static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* neg[j][f] lanes += x of pixel j where the weight bit is 1, for nf
+ * filters and np pixels (constants after inlining) */
 EBNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
-neg_sums(int ntaps, const float *const *x, const int64_t *wtap, int c,
-         const uint64_t *w, int64_t ldw, int nf, __m256 *neg)
+neg_sums(int np, int64_t xstep, int ntaps, const float *const *x,
+         const int64_t *wtap, int c, const uint64_t *w, int64_t ldw, int nf,
+         __m256 neg[2][WBLK])
 {
-    for (int f = 0; f < nf; f++)
-        neg[f] = _mm256_setzero_ps();
+    for (int j = 0; j < np; j++)
+        for (int f = 0; f < nf; f++)
+            neg[j][f] = _mm256_setzero_ps();
     for (int t = 0; t < ntaps; t++) {
         const float *xt = x[t];
         const uint8_t *bits = (const uint8_t *)(w + wtap[t]);
         for (int i0 = 0; i0 < c; i0 += 8) {
-            __m256 xv = load_tail(xt + i0, c - i0);
+            __m256 x0 = load_tail(xt + i0, c - i0);
+            __m256 x1 = np > 1 ? load_tail(xt + xstep + i0, c - i0) : x0;
             const uint8_t *b = bits + (i0 >> 3);
             for (int f = 0; f < nf; f++) {
                 __m256 m = _mm256_load_ps((const float *)byte_masks[b[f * ldw * 8]]);
-                neg[f] = _mm256_add_ps(neg[f], _mm256_and_ps(xv, m));
+                neg[0][f] = _mm256_add_ps(neg[0][f], _mm256_and_ps(x0, m));
+                if (np > 1)
+                    neg[1][f] = _mm256_add_ps(neg[1][f], _mm256_and_ps(x1, m));
             }
         }
     }
 }
 
-EBNN_TARGET_AVX2 void ebnn_wgemm_avx2(int ntaps, const float *const *x,
-                                      const int64_t *wtap, int c,
-                                      const uint64_t *w, int64_t ldw, int nf,
-                                      float *acc)
+EBNN_TARGET_AVX2 static float total_of(int ntaps, const float *const *x,
+                                       int64_t xoff, int c)
 {
-    __m256 tot = _mm256_setzero_ps(), neg[WBLK];
+    __m256 tot = _mm256_setzero_ps();
     for (int t = 0; t < ntaps; t++)
         for (int i0 = 0; i0 < c; i0 += 8)
-            tot = _mm256_add_ps(tot, load_tail(x[t] + i0, c - i0));
-    float total = hsum8(tot);
+            tot = _mm256_add_ps(tot, load_tail(x[t] + xoff + i0, c - i0));
+    return hsum8(tot);
+}
+
+/* all filters for np (constant) pixels; blocks of blk filters (8 for one
+ * pixel, 4 for two, so the accumulators stay in registers) */
+EBNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+filters(int np, int blk, int64_t xstep, int ntaps, const float *const *x,
+        const int64_t *wtap, int c, const uint64_t *w, int64_t ldw, int nf,
+        float *acc, int64_t ldacc)
+{
+    __m256 neg[2][WBLK];
+    float total[2];
+    for (int j = 0; j < np; j++)
+        total[j] = total_of(ntaps, x, j * xstep, c);
     int f = 0;
-    for (; f + WBLK <= nf; f += WBLK) {
-        neg_sums(ntaps, x, wtap, c, w + f * ldw, ldw, WBLK, neg);
-        for (int j = 0; j < WBLK; j++)
-            acc[f + j] = total - 2.0f * hsum8(neg[j]);
+    for (; f + blk <= nf; f += blk) {
+        neg_sums(np, xstep, ntaps, x, wtap, c, w + f * ldw, ldw, blk, neg);
+        for (int j = 0; j < np; j++)
+            for (int i = 0; i < blk; i++)
+                acc[j * ldacc + f + i] = total[j] - 2.0f * hsum8(neg[j][i]);
     }
     for (; f < nf; f++) {
-        neg_sums(ntaps, x, wtap, c, w + f * ldw, ldw, 1, neg);
-        acc[f] = total - 2.0f * hsum8(neg[0]);
+        neg_sums(np, xstep, ntaps, x, wtap, c, w + f * ldw, ldw, 1, neg);
+        for (int j = 0; j < np; j++)
+            acc[j * ldacc + f] = total[j] - 2.0f * hsum8(neg[j][0]);
     }
+}
+
+EBNN_TARGET_AVX2 void ebnn_wgemm_avx2(int npix, int64_t xstep, int ntaps,
+                                     const float *const *x, const int64_t *wtap, int c,
+                                     const uint64_t *w, int64_t ldw, int nf, float *acc,
+                                     int64_t ldacc)
+{
+    if (npix == 2)
+        filters(2, WBLK / 2, xstep, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
+    else
+        filters(1, WBLK, 0, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
 }
 #endif

@@ -13,23 +13,30 @@ static inline float flip_sign(float x, uint32_t bit)
     return x;
 }
 
-void ebnn_wgemm_generic(int ntaps, const float *const *x, const int64_t *wtap,
-                        int c, const uint64_t *w, int64_t ldw, int nf,
-                        float *acc)
+static float one_dot(int ntaps, const float *const *x, int64_t xoff,
+                     const int64_t *wtap, int c, const uint64_t *wf)
 {
-    for (int f = 0; f < nf; f++) {
-        float part[8] = {0};
-        for (int t = 0; t < ntaps; t++) {
-            const uint64_t *wt = w + f * ldw + wtap[t];
-            const float *xt = x[t];
-            for (int i0 = 0; i0 < c; i0 += 8) {
-                uint32_t bits = (uint32_t)(wt[i0 >> 6] >> (i0 & 63)) & 0xff;
-                int n = c - i0 < 8 ? c - i0 : 8;
-                for (int l = 0; l < n; l++)
-                    part[l] += flip_sign(xt[i0 + l], (bits >> l) & 1);
-            }
+    float part[8] = {0};
+    for (int t = 0; t < ntaps; t++) {
+        const uint64_t *wt = wf + wtap[t];
+        const float *xt = x[t] + xoff;
+        for (int i0 = 0; i0 < c; i0 += 8) {
+            uint32_t bits = (uint32_t)(wt[i0 >> 6] >> (i0 & 63)) & 0xff;
+            int n = c - i0 < 8 ? c - i0 : 8;
+            for (int l = 0; l < n; l++)
+                part[l] += flip_sign(xt[i0 + l], (bits >> l) & 1);
         }
-        acc[f] = ((part[0] + part[1]) + (part[2] + part[3])) +
-                 ((part[4] + part[5]) + (part[6] + part[7]));
     }
+    return ((part[0] + part[1]) + (part[2] + part[3])) +
+           ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+void ebnn_wgemm_generic(int npix, int64_t xstep, int ntaps,
+                        const float *const *x, const int64_t *wtap, int c,
+                        const uint64_t *w, int64_t ldw, int nf, float *acc,
+                        int64_t ldacc)
+{
+    for (int j = 0; j < npix; j++)
+        for (int f = 0; f < nf; f++)
+            acc[j * ldacc + f] = one_dot(ntaps, x, j * xstep, wtap, c, w + f * ldw);
 }

@@ -1,13 +1,14 @@
 /* NEON weights-only dot products from the packed bits (aarch64 and armv7):
  * sum x*s = total(x) - 2 * sum_{bit=1} x; each 4-bit nibble of a weight word
- * indexes a table of four lane masks that selects x before the add.
+ * indexes a table of four lane masks that selects x before the add; with two
+ * pixels each mask serves both.
  * Assumes little-endian words (every ARM Linux target we build for). */
 #if defined(__ARM_NEON)
 #include <arm_neon.h>
 #include <string.h>
 #include "wgemm.h"
 
-#define WBLK 8 /* filters per register block (fits armv7's 16 q registers) */
+#define WBLK 8 /* filters per register block for one pixel (armv7: 16 q regs) */
 
 #define LANE(i, k) (((i) >> (k)) & 1 ? 0xffffffffu : 0u)
 #define ROW(i) {LANE(i, 0), LANE(i, 1), LANE(i, 2), LANE(i, 3)}
@@ -34,45 +35,76 @@ static inline float hsum4(float32x4_t v)
 #endif
 }
 
+/* neg[j][f] lanes += x of pixel j where the weight bit is 1, for nf
+ * filters and np pixels (constants after inlining) */
 static inline __attribute__((always_inline)) void
-neg_sums(int ntaps, const float *const *x, const int64_t *wtap, int c,
-         const uint64_t *w, int64_t ldw, int nf, float32x4_t *neg)
+neg_sums(int np, int64_t xstep, int ntaps, const float *const *x,
+         const int64_t *wtap, int c, const uint64_t *w, int64_t ldw, int nf,
+         float32x4_t neg[2][WBLK])
 {
-    for (int f = 0; f < nf; f++)
-        neg[f] = vdupq_n_f32(0.0f);
+    for (int j = 0; j < np; j++)
+        for (int f = 0; f < nf; f++)
+            neg[j][f] = vdupq_n_f32(0.0f);
     for (int t = 0; t < ntaps; t++) {
         const float *xt = x[t];
         const uint8_t *bits = (const uint8_t *)(w + wtap[t]);
         for (int i0 = 0; i0 < c; i0 += 4) {
-            uint32x4_t xv = vreinterpretq_u32_f32(load_tail(xt + i0, c - i0));
+            uint32x4_t x0 = vreinterpretq_u32_f32(load_tail(xt + i0, c - i0));
+            uint32x4_t x1 = np > 1 ? vreinterpretq_u32_f32(load_tail(xt + xstep + i0, c - i0)) : x0;
             const uint8_t *b = bits + (i0 >> 3);
             int shift = i0 & 4;
             for (int f = 0; f < nf; f++) {
                 uint32x4_t m = vld1q_u32(nibble_masks[(b[f * ldw * 8] >> shift) & 15]);
-                neg[f] = vaddq_f32(neg[f], vreinterpretq_f32_u32(vandq_u32(xv, m)));
+                neg[0][f] = vaddq_f32(neg[0][f], vreinterpretq_f32_u32(vandq_u32(x0, m)));
+                if (np > 1)
+                    neg[1][f] = vaddq_f32(neg[1][f], vreinterpretq_f32_u32(vandq_u32(x1, m)));
             }
         }
     }
 }
 
-void ebnn_wgemm_neon(int ntaps, const float *const *x, const int64_t *wtap,
-                     int c, const uint64_t *w, int64_t ldw, int nf,
-                     float *acc)
+static float total_of(int ntaps, const float *const *x, int64_t xoff, int c)
 {
-    float32x4_t tot = vdupq_n_f32(0.0f), neg[WBLK];
+    float32x4_t tot = vdupq_n_f32(0.0f);
     for (int t = 0; t < ntaps; t++)
         for (int i0 = 0; i0 < c; i0 += 4)
-            tot = vaddq_f32(tot, load_tail(x[t] + i0, c - i0));
-    float total = hsum4(tot);
+            tot = vaddq_f32(tot, load_tail(x[t] + xoff + i0, c - i0));
+    return hsum4(tot);
+}
+
+/* all filters for np (constant) pixels; blocks of blk filters (8 for one
+ * pixel, 4 for two, so the accumulators stay in registers) */
+static inline __attribute__((always_inline)) void
+filters(int np, int blk, int64_t xstep, int ntaps, const float *const *x,
+        const int64_t *wtap, int c, const uint64_t *w, int64_t ldw, int nf,
+        float *acc, int64_t ldacc)
+{
+    float32x4_t neg[2][WBLK];
+    float total[2];
+    for (int j = 0; j < np; j++)
+        total[j] = total_of(ntaps, x, j * xstep, c);
     int f = 0;
-    for (; f + WBLK <= nf; f += WBLK) {
-        neg_sums(ntaps, x, wtap, c, w + f * ldw, ldw, WBLK, neg);
-        for (int j = 0; j < WBLK; j++)
-            acc[f + j] = total - 2.0f * hsum4(neg[j]);
+    for (; f + blk <= nf; f += blk) {
+        neg_sums(np, xstep, ntaps, x, wtap, c, w + f * ldw, ldw, blk, neg);
+        for (int j = 0; j < np; j++)
+            for (int i = 0; i < blk; i++)
+                acc[j * ldacc + f + i] = total[j] - 2.0f * hsum4(neg[j][i]);
     }
     for (; f < nf; f++) {
-        neg_sums(ntaps, x, wtap, c, w + f * ldw, ldw, 1, neg);
-        acc[f] = total - 2.0f * hsum4(neg[0]);
+        neg_sums(np, xstep, ntaps, x, wtap, c, w + f * ldw, ldw, 1, neg);
+        for (int j = 0; j < np; j++)
+            acc[j * ldacc + f] = total[j] - 2.0f * hsum4(neg[j][0]);
     }
+}
+
+void ebnn_wgemm_neon(int npix, int64_t xstep, int ntaps,
+                    const float *const *x, const int64_t *wtap, int c,
+                    const uint64_t *w, int64_t ldw, int nf, float *acc,
+                    int64_t ldacc)
+{
+    if (npix == 2)
+        filters(2, WBLK / 2, xstep, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
+    else
+        filters(1, WBLK, 0, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
 }
 #endif

@@ -1,16 +1,19 @@
 /* Reference weights-only dot products: the definition, one term at a time. */
 #include "wgemm.h"
 
-void ebnn_wgemm_ref(int ntaps, const float *const *x, const int64_t *wtap,
-                    int c, const uint64_t *w, int64_t ldw, int nf, float *acc)
+void ebnn_wgemm_ref(int npix, int64_t xstep, int ntaps, const float *const *x,
+                    const int64_t *wtap, int c, const uint64_t *w, int64_t ldw,
+                    int nf, float *acc, int64_t ldacc)
 {
-    for (int f = 0; f < nf; f++) {
-        float s = 0.0f;
-        for (int t = 0; t < ntaps; t++) {
-            const uint64_t *wt = w + f * ldw + wtap[t];
-            for (int i = 0; i < c; i++)
-                s += (wt[i >> 6] >> (i & 63)) & 1 ? -x[t][i] : x[t][i];
+    for (int j = 0; j < npix; j++)
+        for (int f = 0; f < nf; f++) {
+            float s = 0.0f;
+            for (int t = 0; t < ntaps; t++) {
+                const uint64_t *wt = w + f * ldw + wtap[t];
+                const float *xt = x[t] + j * xstep;
+                for (int i = 0; i < c; i++)
+                    s += (wt[i >> 6] >> (i & 63)) & 1 ? -xt[i] : xt[i];
+            }
+            acc[j * ldacc + f] = s;
         }
-        acc[f] = s;
-    }
 }
