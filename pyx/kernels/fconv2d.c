@@ -1,6 +1,8 @@
-/* Float conv (first layers) and float dense: im2col of a block of output
- * pixels into per-thread scratch, a zero-padded transposed copy of a block
- * of filters, then the register-tiled GEMM of fgemm_<isa>.c. */
+/* Float conv (first layers) and float dense. Conv: a zero-padded transposed
+ * copy of a block of filters, then the register-tiled GEMM of
+ * fgemm_<isa>.c over blocks of output pixels: border pixels through an
+ * im2col copy in per-thread scratch, runs of interior pixels straight from
+ * the input rows (one accumulating GEMM per kernel row). */
 #include <string.h>
 #include "output_stage.h"
 #include "wgemm.h"
@@ -98,6 +100,18 @@ static void patch_row(const ebnn_conv_geom *g, const float *in, int64_t p,
     }
 }
 
+/* output positions whose whole window lies inside the input along one
+ * axis: [lo, hi), found by scanning (no rounding puzzles) */
+static void interior_range(int out, int stride, int pad, int k, int in, int *lo, int *hi)
+{
+    *lo = 0;
+    while (*lo < out && *lo * stride - pad < 0)
+        ++*lo;
+    *hi = *lo;
+    while (*hi < out && *hi * stride - pad + k <= in)
+        ++*hi;
+}
+
 void ebnn_fconv2d(const ebnn_conv_geom *g, const float *in, const float *w,
                   const ebnn_output *o, void *scratch, int tid, int nthreads)
 {
@@ -106,25 +120,54 @@ void ebnn_fconv2d(const ebnn_conv_geom *g, const float *in, const float *w,
     if (begin >= end)
         return;
     ebnn_fgemm_fn gemm = ebnn_fgemm_select();
-    const int k = g->kh * g->kw * g->in_c;
+    const int c = g->in_c, k = g->kh * g->kw * c, span = g->kw * c;
     const int nbmax = padded_block(g->out_c < FIL_BLOCK ? g->out_c : FIL_BLOCK);
     char *mine = (char *)scratch + (size_t)tid * ebnn_fconv2d_scratch_bytes(g);
     float *cols = (float *)mine;
     float *wt = (float *)(mine + round64((uint64_t)PIX_BLOCK * k * 4));
     float *cbuf = (float *)((char *)wt + round64((uint64_t)k * nbmax * 4));
+    int ylo, yhi, xlo, xhi;
+    interior_range(g->out_h, g->stride_h, g->pad_top, g->kh, g->in_h, &ylo, &yhi);
+    interior_range(g->out_w, g->stride_w, g->pad_left, g->kw, g->in_w, &xlo, &xhi);
     for (int f0 = 0; f0 < g->out_c; f0 += FIL_BLOCK) {
         int nf = g->out_c - f0 < FIL_BLOCK ? g->out_c - f0 : FIL_BLOCK;
         int np = padded_block(nf);
         for (int p = 0; p < k; p++)
             for (int j = 0; j < np; j++)
                 wt[(int64_t)p * np + j] = j < nf ? w[(int64_t)(f0 + j) * k + p] : 0.0f;
-        for (int64_t p0 = begin; p0 < end; p0 += PIX_BLOCK) {
-            int rows = (int)(end - p0 < PIX_BLOCK ? end - p0 : PIX_BLOCK);
-            for (int r = 0; r < rows; r++)
-                patch_row(g, in, p0 + r, cols + (int64_t)r * k);
-            gemm(rows, np, k, cols, k, wt, np, cbuf, np);
+        for (int64_t p0 = begin; p0 < end;) {
+            int ox = (int)(p0 % g->out_w), oy = (int)(p0 / g->out_w % g->out_h);
+            int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
+            int rows = 0;
+            if (oy >= ylo && oy < yhi && ox >= xlo && ox < xhi) {
+                /* a run of interior pixels of one output row reads each
+                 * kernel row straight from the input (rows overlap by
+                 * stride): no im2col copy, same FMA chain per element */
+                int64_t left = end - p0;
+                rows = xhi - ox < PIX_BLOCK ? xhi - ox : PIX_BLOCK;
+                rows = left < rows ? (int)left : rows;
+                const float *base = in + ((n * g->in_h + oy * g->stride_h - g->pad_top) * g->in_w +
+                                          ox * g->stride_w - g->pad_left) * c;
+                for (int ky = 0; ky < g->kh; ky++)
+                    gemm(rows, np, span, base + (int64_t)ky * g->in_w * c,
+                         (int64_t)g->stride_w * c, wt + (int64_t)ky * span * np, np, cbuf,
+                         np, ky > 0);
+            } else {
+                /* border pixels (possibly across row ends) through im2col */
+                do {
+                    patch_row(g, in, p0 + rows, cols + (int64_t)rows * k);
+                    rows++;
+                    if (++ox == g->out_w) {
+                        ox = 0;
+                        oy = oy + 1 == g->out_h ? 0 : oy + 1;
+                    }
+                } while (rows < PIX_BLOCK && p0 + rows < end &&
+                         !(oy >= ylo && oy < yhi && ox >= xlo && ox < xhi));
+                gemm(rows, np, k, cols, k, wt, np, cbuf, np, 0);
+            }
             for (int r = 0; r < rows; r++)
                 ebnn_output_apply_f32(o, g->out_c, p0 + r, f0, nf, cbuf + (int64_t)r * np);
+            p0 += rows;
         }
     }
 }

@@ -7,11 +7,16 @@
 /* rows x 16 tile of c; rows is a constant after inlining */
 EBNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
 tile(int rows, int k, const float *a, int64_t lda, const float *b,
-     int64_t ldb, float *c, int64_t ldc)
+     int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
     __m256 acc[6][2];
     for (int r = 0; r < rows; r++)
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        if (accumulate) {
+            acc[r][0] = _mm256_loadu_ps(c + r * ldc);
+            acc[r][1] = _mm256_loadu_ps(c + r * ldc + 8);
+        } else {
+            acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        }
     for (int p = 0; p < k; p++) {
         __m256 b0 = _mm256_loadu_ps(b + p * ldb), b1 = _mm256_loadu_ps(b + p * ldb + 8);
         for (int r = 0; r < rows; r++) {
@@ -28,14 +33,14 @@ tile(int rows, int k, const float *a, int64_t lda, const float *b,
 
 EBNN_TARGET_AVX2 void ebnn_fgemm_avx2(int m, int n, int k, const float *a,
                                       int64_t lda, const float *b, int64_t ldb,
-                                      float *c, int64_t ldc)
+                                      float *c, int64_t ldc, int accumulate)
 {
     for (int j = 0; j < n; j += 16) {
         int i = 0;
         for (; i + 6 <= m; i += 6)
-            tile(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+            tile(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
         for (; i < m; i++)
-            tile(1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+            tile(1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
     }
 }
 

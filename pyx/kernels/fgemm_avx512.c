@@ -7,12 +7,12 @@
 /* rows x (16*vecs) tile of c; rows and vecs are constants after inlining */
 EBNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
 tile(int rows, int vecs, int k, const float *a, int64_t lda, const float *b,
-     int64_t ldb, float *c, int64_t ldc)
+     int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
     __m512 acc[12][2];
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < vecs; v++)
-            acc[r][v] = _mm512_setzero_ps();
+            acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
     for (int p = 0; p < k; p++) {
         __m512 b0 = _mm512_loadu_ps(b + p * ldb);
         __m512 b1 = vecs > 1 ? _mm512_loadu_ps(b + p * ldb + 16) : b0;
@@ -30,22 +30,23 @@ tile(int rows, int vecs, int k, const float *a, int64_t lda, const float *b,
 
 EBNN_TARGET_AVX512 void ebnn_fgemm_avx512(int m, int n, int k, const float *a,
                                           int64_t lda, const float *b,
-                                          int64_t ldb, float *c, int64_t ldc)
+                                          int64_t ldb, float *c, int64_t ldc,
+                                          int accumulate)
 {
     int j = 0;
     for (; j + 32 <= n; j += 32) {
         int i = 0;
         for (; i + 6 <= m; i += 6)
-            tile(6, 2, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+            tile(6, 2, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
         for (; i < m; i++)
-            tile(1, 2, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+            tile(1, 2, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
     }
     for (; j < n; j += 16) {
         int i = 0;
         for (; i + 12 <= m; i += 12)
-            tile(12, 1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+            tile(12, 1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
         for (; i < m; i++)
-            tile(1, 1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+            tile(1, 1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
     }
 }
 

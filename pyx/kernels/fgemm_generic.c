@@ -6,12 +6,17 @@
 #define GC 16 /* columns per tile (= EBNN_FGEMM_NPAD, so n is a multiple) */
 
 void ebnn_fgemm_generic(int m, int n, int k, const float *a, int64_t lda,
-                        const float *b, int64_t ldb, float *c, int64_t ldc)
+                        const float *b, int64_t ldb, float *c, int64_t ldc,
+                        int accumulate)
 {
     for (int j0 = 0; j0 < n; j0 += GC)
         for (int i0 = 0; i0 < m; i0 += GR) {
             int rows = m - i0 < GR ? m - i0 : GR;
             float acc[GR][GC] = {{0}};
+            if (accumulate)
+                for (int r = 0; r < rows; r++)
+                    for (int j = 0; j < GC; j++)
+                        acc[r][j] = c[(i0 + r) * ldc + j0 + j];
             for (int p = 0; p < k; p++) {
                 const float *bp = b + p * ldb + j0;
                 for (int r = 0; r < rows; r++) {

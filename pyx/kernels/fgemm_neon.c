@@ -18,11 +18,16 @@ static inline float32x4_t madd(float32x4_t acc, float32x4_t a, float32x4_t b)
 /* rows x 8 tile of c; rows is a constant after inlining */
 static inline __attribute__((always_inline)) void
 tile(int rows, int k, const float *a, int64_t lda, const float *b,
-     int64_t ldb, float *c, int64_t ldc)
+     int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
     float32x4_t acc[6][2];
     for (int r = 0; r < rows; r++)
-        acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
+        if (accumulate) {
+            acc[r][0] = vld1q_f32(c + r * ldc);
+            acc[r][1] = vld1q_f32(c + r * ldc + 4);
+        } else {
+            acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
+        }
     for (int p = 0; p < k; p++) {
         float32x4_t b0 = vld1q_f32(b + p * ldb), b1 = vld1q_f32(b + p * ldb + 4);
         for (int r = 0; r < rows; r++) {
@@ -38,14 +43,15 @@ tile(int rows, int k, const float *a, int64_t lda, const float *b,
 }
 
 void ebnn_fgemm_neon(int m, int n, int k, const float *a, int64_t lda,
-                     const float *b, int64_t ldb, float *c, int64_t ldc)
+                     const float *b, int64_t ldb, float *c, int64_t ldc,
+                     int accumulate)
 {
     for (int j = 0; j < n; j += 8) {
         int i = 0;
         for (; i + 6 <= m; i += 6)
-            tile(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+            tile(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
         for (; i < m; i++)
-            tile(1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc);
+            tile(1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
     }
 }
 

@@ -4,11 +4,12 @@
 #include "wgemm.h"
 
 void ebnn_fgemm_ref(int m, int n, int k, const float *a, int64_t lda,
-                    const float *b, int64_t ldb, float *c, int64_t ldc)
+                    const float *b, int64_t ldb, float *c, int64_t ldc,
+                    int accumulate)
 {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
-            float s = 0.0f;
+            float s = accumulate ? c[i * ldc + j] : 0.0f;
             for (int p = 0; p < k; p++)
                 s = fmaf(a[i * lda + p], b[p * ldb + j], s);
             c[i * ldc + j] = s;

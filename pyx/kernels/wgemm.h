@@ -34,15 +34,18 @@ EBNN_WGEMM_DECL(avx512)
 EBNN_WGEMM_DECL(neon)
 ebnn_wgemm_fn ebnn_wgemm_select(void);
 
-/* c[i*ldc + j] = sum_{p<k} a[i*lda + p] * b[p*ldb + j], i < m, j < n.
+/* c[i*ldc + j] = (accumulate ? c[i*ldc + j] : 0)
+ *                + sum_{p<k} a[i*lda + p] * b[p*ldb + j],   i < m, j < n.
  * n is a multiple of EBNN_FGEMM_NPAD (callers pad B with zero columns).
- * Every element is one chain of multiply-adds in p order starting from 0;
- * the SIMD paths use fused multiply-add, as does the ref path (fmaf), so
- * they agree bit for bit. */
+ * Every element is one chain of multiply-adds in p order, continued from c
+ * when accumulating (so a K split into consecutive calls gives the same
+ * bits as one call); the SIMD paths use fused multiply-add, as does the ref
+ * path (fmaf), so they agree bit for bit. lda may be smaller than k (rows
+ * overlap: an implicit im2col of input rows). */
 #define EBNN_FGEMM_NPAD 16
 typedef void (*ebnn_fgemm_fn)(int m, int n, int k, const float *a,
                               int64_t lda, const float *b, int64_t ldb,
-                              float *c, int64_t ldc);
+                              float *c, int64_t ldc, int accumulate);
 /* c[i*ldc + j] = sum_{p<k} a[i*lda + p] * b[j*ldb + p], i < m, j < n:
  * dot products along contiguous rows (dense layers, no transposed copy). */
 typedef void (*ebnn_fdot_fn)(int m, int n, int k, const float *a,
@@ -50,7 +53,8 @@ typedef void (*ebnn_fdot_fn)(int m, int n, int k, const float *a,
                              float *c, int64_t ldc);
 #define EBNN_FGEMM_DECL(isa)                                                  \
     void ebnn_fgemm_##isa(int m, int n, int k, const float *a, int64_t lda,  \
-                          const float *b, int64_t ldb, float *c, int64_t ldc); \
+                          const float *b, int64_t ldb, float *c, int64_t ldc, \
+                          int accumulate);                                    \
     void ebnn_fdot_##isa(int m, int n, int k, const float *a, int64_t lda,   \
                          const float *b, int64_t ldb, float *c, int64_t ldc);
 EBNN_FGEMM_DECL(ref)
