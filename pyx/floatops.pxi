@@ -97,8 +97,9 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
             clamp=None, num_threads=1):
     """Weights-only binary conv: float32 NHWC x times sign(w), w bit-packed
     uint64 [O, KH, KW, words(in_channels)]; zero padding. The XNOR-Net
-    per-filter alpha (or one scalar) goes in `mul`. Returns float32
-    [N, OH, OW, O] (out='float') or packed uint64 [N, OH, OW, words(O)]."""
+    per-filter alpha (or one scalar) goes in `mul`. Bits past in_channels in
+    the last word are ignored. Returns float32 [N, OH, OW, O] (out='float')
+    or packed uint64 [N, OH, OW, words(O)]."""
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 4)
     _need(w_packed, "w_packed", np.uint64, 4)

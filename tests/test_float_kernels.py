@@ -186,6 +186,56 @@ def test_wconv2d_isas_agree_with_ref_and_threads_identical(case):
                                                      num_threads=t)), (name, t)
 
 
+def test_wconv2d_ignores_unused_high_weight_bits():
+    """Bits past in_channels in the last word are padding: every path ignores
+    them (the SIMD paths load zeros there, the scalar ones stop at c)."""
+    rng = np.random.default_rng(2)
+    x, wf = rand(rng, 1, 5, 5, 65), rand(rng, 6, 3, 3, 65)
+    wp = pack_signs(wf)
+    dirty = wp.copy()
+    dirty[..., -1] |= np.uint64(0xFFFF_FFFF_FFFF_FFFE)  # bits 1..63 of word 1
+    for name in ISAS:
+        with isa(name):
+            assert np.array_equal(E.wconv2d(x, 65, wp, 3), E.wconv2d(x, 65, dirty, 3)), name
+
+
+def random_geometries(count, seed):
+    """Seeded random conv geometries, awkward sizes on purpose."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        kh, kw = rng.integers(1, 6, 2)
+        sh, sw = rng.integers(1, 4, 2)
+        padding = ["same_zero", "valid"][rng.integers(2)]
+        h = int(rng.integers(kh if padding == "valid" else 1, 12))
+        w = int(rng.integers(kw if padding == "valid" else 1, 12))
+        c = int(rng.choice([1, 2, 3, 5, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129]))
+        o = int(rng.integers(1, 40))
+        yield (int(rng.integers(1, 4)), h, w, c, o, (int(kh), int(kw)), (int(sh), int(sw)), padding)
+
+
+@pytest.mark.parametrize("case", list(random_geometries(12, 2024)), ids=case_id)
+def test_random_geometries_all_ops(case):
+    n, h, w, c, o, kernel, strides, padding = case
+    rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
+    x, wf = rand(rng, n, h, w, c), rand(rng, o, *kernel, c)
+    signs = np.where(wf < 0, -1.0, 1.0)
+    k = np.prod(kernel) * c
+    wv, wtol = stage_ref(*conv_ref(x, signs, strides, padding), k)
+    fv, ftol = stage_ref(*conv_ref(x, wf, strides, padding), k)
+    want_k = kmap_ref(x, *kernel, *strides, padding)
+    for name in ISAS:
+        with isa(name):
+            for t in (1, 3):
+                check_float(E.wconv2d(x, c, pack_signs(wf), kernel, strides, padding,
+                                      num_threads=t), wv, wtol)
+                check_float(E.fconv2d(x, wf, kernel, strides, padding, num_threads=t), fv, ftol)
+    np.testing.assert_allclose(E.kmap(x, kernel, strides, "valid" if padding == "valid" else "same"),
+                               want_k, rtol=1e-5)
+    pool_pad = "valid" if padding == "valid" else "same"
+    assert np.array_equal(E.maxpool(x, kernel, strides, pool_pad),
+                          pool_ref(x, *kernel, *strides, pool_pad, np.max))
+
+
 # ------------------------------------------------------ weights-only dense ---
 DENSE_CASES = [(1, 1, 1), (3, 63, 65), (1, 200, 130), (4, 64, 64), (3, 3, 300), (2, 1000, 10)]
 
