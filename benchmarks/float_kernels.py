@@ -5,7 +5,8 @@ beside numpy (im2col + np.matmul, float weights) doing the same layer.
 
 Layers: LeNet first conv (28x28x1, 5x5, 32 filters, same), ResNet first conv
 (32x32x3, 3x3, 16, same), a weights-only binary conv 14x14x256 -> 256 3x3
-(same, zero padding), and an almost-empty call (the fixed per-call cost:
+(same, zero padding), batch-1 dense 1024 -> 1024 (weights-only and float;
+numpy gets float weights), and an almost-empty call (the fixed per-call cost:
 argument checks, output allocation, thread start-up).
 
 numpy's BLAS is held to one thread (OPENBLAS_NUM_THREADS=1 unless set):
@@ -76,6 +77,10 @@ def main():
     wbin_packed = pack_signs(wbin[1])
     wbin_alpha = np.abs(wbin[1]).mean(axis=(1, 2, 3)).astype(np.float32)
     wbin_float = (np.where(wbin[1] < 0, -1.0, 1.0) * wbin_alpha[:, None, None, None]).astype(np.float32)
+    dense_x = rng.standard_normal((1, 1024)).astype(np.float32)
+    dense_w = rng.standard_normal((1024, 1024)).astype(np.float32)
+    dense_packed = pack_signs(dense_w)
+    dense_signs = np.where(dense_w < 0, -1.0, 1.0).astype(np.float32)
     tiny = (np.ones((1, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1), np.float32))
     cases = [
         ("fconv2d LeNet 28x28x1 5x5 ->32", 28 * 28 * 25 * 32,
@@ -85,6 +90,11 @@ def main():
         ("wconv2d 14x14x256 3x3 ->256", 14 * 14 * 2304 * 256,
          lambda t: E.wconv2d(wbin[0], 256, wbin_packed, 3, mul=wbin_alpha, num_threads=t),
          lambda: numpy_conv(wbin[0], wbin_float, 3)),  # float weights: 32x the memory
+        ("wdense batch 1, 1024 -> 1024", 1024 * 1024,
+         lambda t: E.wdense(dense_x, dense_packed, num_threads=t),
+         lambda: dense_x @ dense_signs.T),
+        ("fdense batch 1, 1024 -> 1024", 1024 * 1024,
+         lambda t: E.fdense(dense_x, dense_w, num_threads=t), lambda: dense_x @ dense_w.T),
         ("fconv2d 1x1x1 (per-call cost)", 1,
          lambda t: E.fconv2d(*tiny, num_threads=t), lambda: numpy_conv(*tiny, 1)),
     ]
