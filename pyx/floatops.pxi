@@ -4,14 +4,14 @@
 import sys as _sys
 
 cdef enum:
-    _OP_WCONV = 0
-    _OP_WDENSE = 1
-    _OP_FCONV = 2
-    _OP_FDENSE = 3
-    _OP_KMAP = 4
-    _OP_MAXPOOL = 5
-    _OP_AVGPOOL = 6
-    _OP_GAP = 7
+    _FOP_WCONV = 0
+    _FOP_WDENSE = 1
+    _FOP_FCONV = 2
+    _FOP_FDENSE = 3
+    _FOP_KMAP = 4
+    _FOP_MAXPOOL = 5
+    _FOP_AVGPOOL = 6
+    _FOP_GAP = 7
 
 ctypedef struct _FloatCall:
     int op
@@ -26,31 +26,31 @@ ctypedef struct _FloatCall:
 
 cdef void _float_task(void *ctx, int tid, int nthreads) noexcept nogil:
     cdef _FloatCall *c = <_FloatCall *>ctx
-    if c.op == _OP_WCONV:
+    if c.op == _FOP_WCONV:
         ebnn_wconv2d(&c.g, c.x, <const uint64_t *>c.w, c.o, c.scratch, tid, nthreads)
-    elif c.op == _OP_WDENSE:
+    elif c.op == _FOP_WDENSE:
         ebnn_wdense(c.batch, c.in_c, c.out_c, c.x, <const uint64_t *>c.w, c.o, tid, nthreads)
-    elif c.op == _OP_FCONV:
+    elif c.op == _FOP_FCONV:
         ebnn_fconv2d(&c.g, c.x, <const float *>c.w, c.o, c.scratch, tid, nthreads)
-    elif c.op == _OP_FDENSE:
+    elif c.op == _FOP_FDENSE:
         ebnn_fdense(c.batch, c.in_c, c.out_c, c.x, <const float *>c.w, c.o, tid, nthreads)
-    elif c.op == _OP_KMAP:
+    elif c.op == _FOP_KMAP:
         ebnn_kmap(&c.g, c.x, c.out, tid, nthreads)
-    elif c.op == _OP_MAXPOOL:
+    elif c.op == _FOP_MAXPOOL:
         ebnn_maxpool_f32(&c.g, c.x, c.out, tid, nthreads)
-    elif c.op == _OP_AVGPOOL:
+    elif c.op == _FOP_AVGPOOL:
         ebnn_avgpool_f32(&c.g, c.x, c.out, tid, nthreads)
-    elif c.op == _OP_GAP:
+    elif c.op == _FOP_GAP:
         ebnn_global_avgpool_f32(c.batch, c.hw, c.in_c, c.x, c.out, tid, nthreads)
 
 
-cdef int _run(_FloatCall *call, int nthreads) except -1:
+cdef int _frun(_FloatCall *call, int nthreads) except -1:
     with nogil:
         ebnn_run_parallel(_float_task, call, nthreads)
     return 0
 
 
-cdef object _scratch(_FloatCall *call, size_t per_thread, int nthreads):
+cdef object _fscratch(_FloatCall *call, size_t per_thread, int nthreads):
     """Allocate per-thread scratch (64-byte aligned); return the owning array."""
     total = int(per_thread) * nthreads
     if per_thread == <size_t>-1 or total > min(_sys.maxsize, 1 << 36):
@@ -61,7 +61,7 @@ cdef object _scratch(_FloatCall *call, size_t per_thread, int nthreads):
     return buf
 
 
-def _pair(v, what):
+def _fpair(v, what):
     """An int or a pair of ints -> (a, b)."""
     if isinstance(v, (int, np.integer)):
         return int(v), int(v)
@@ -80,13 +80,13 @@ def _float_padding(padding):
     return padding
 
 
-def _kernel_of(kernel, kh, kw):
-    if kernel is not None and _pair(kernel, "kernel") != (kh, kw):
+def _fkernel_of(kernel, kh, kw):
+    if kernel is not None and _fpair(kernel, "kernel") != (kh, kw):
         raise ValueError(f"kernel {kernel!r} does not match the weights' {kh}x{kw}")
     return kh, kw
 
 
-def _dense_dims(batch, in_c, out_c):
+def _fdense_dims(batch, in_c, out_c):
     for v, what in ((batch, "batch"), (in_c, "input features"), (out_c, "output features")):
         if v > (1 << 30):
             raise ValueError(f"{what} too large: {v}")
@@ -109,19 +109,19 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
     o_c, kh, kw, words = w_packed.shape
     if words != ebnn_words(c):
         raise ValueError(f"w_packed has {words} words per tap; {c} channels need {ebnn_words(c)}")
-    kernel = _kernel_of(kernel, kh, kw)
+    kernel = _fkernel_of(kernel, kh, kw)
     cdef _FloatCall call
-    _geom(&call.g, n, h, wd, c, o_c, kernel, _pair(strides, "strides"),
+    _geom(&call.g, n, h, wd, c, o_c, kernel, _fpair(strides, "strides"),
           _float_padding(padding))
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None)
-    keep = _scratch(&call, ebnn_wconv2d_scratch_bytes(&call.g), nt)
-    call.op = _OP_WCONV
+    keep = _fscratch(&call, ebnn_wconv2d_scratch_bytes(&call.g), nt)
+    call.op = _FOP_WCONV
     call.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>x)
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w_packed)
     call.o = &r.o
-    _run(&call, nt)
+    _frun(&call, nt)
     return r.array.reshape(n, call.g.out_h, call.g.out_w, -1)
 
 
@@ -136,16 +136,16 @@ def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
     o_c, words = w_packed.shape
     if words != ebnn_words(c):
         raise ValueError(f"w_packed has {words} words per filter; {c} features need {ebnn_words(c)}")
-    _dense_dims(b, c, o_c)
+    _fdense_dims(b, c, o_c)
     cdef _Output r = _output(out, b, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None)
     cdef _FloatCall call
-    call.op = _OP_WDENSE
+    call.op = _FOP_WDENSE
     call.batch, call.in_c, call.out_c = b, c, o_c
     call.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>x)
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w_packed)
     call.o = &r.o
-    _run(&call, nt)
+    _frun(&call, nt)
     return r.array
 
 
@@ -161,19 +161,19 @@ def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
     o_c, kh, kw, wc = w.shape
     if wc != c:
         raise ValueError(f"w has {wc} input channels but x has {c}")
-    kernel = _kernel_of(kernel, kh, kw)
+    kernel = _fkernel_of(kernel, kh, kw)
     cdef _FloatCall call
-    _geom(&call.g, n, h, wd, c, o_c, kernel, _pair(strides, "strides"),
+    _geom(&call.g, n, h, wd, c, o_c, kernel, _fpair(strides, "strides"),
           _float_padding(padding))
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None)
-    keep = _scratch(&call, ebnn_fconv2d_scratch_bytes(&call.g), nt)
-    call.op = _OP_FCONV
+    keep = _fscratch(&call, ebnn_fconv2d_scratch_bytes(&call.g), nt)
+    call.op = _FOP_FCONV
     call.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>x)
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w)
     call.o = &r.o
-    _run(&call, nt)
+    _frun(&call, nt)
     return r.array.reshape(n, call.g.out_h, call.g.out_w, -1)
 
 
@@ -188,34 +188,34 @@ def fdense(x, w, out="float", mul=None, bias=None, clamp=None, residual=None,
     o_c, wc = w.shape
     if wc != c:
         raise ValueError(f"w has {wc} input features but x has {c}")
-    _dense_dims(b, c, o_c)
+    _fdense_dims(b, c, o_c)
     cdef _Output r = _output(out, b, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None)
     cdef _FloatCall call
-    call.op = _OP_FDENSE
+    call.op = _FOP_FDENSE
     call.batch, call.in_c, call.out_c = b, c, o_c
     call.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>x)
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w)
     call.o = &r.o
-    _run(&call, nt)
+    _frun(&call, nt)
     return r.array
 
 
-cdef object _spatial(int op, x, window, strides, padding, int nt, bint keep_channels):
+cdef object _fspatial(int op, x, window, strides, padding, int nt, bint keep_channels):
     """Shared body of the K map and the float pools."""
     _need(x, "x", np.float32, 4)
     n, h, wd, c = x.shape
     if padding not in ("valid", "same"):
         raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
     cdef _FloatCall call
-    _geom(&call.g, n, h, wd, c, 1, _pair(window, "window"), _pair(strides, "strides"),
+    _geom(&call.g, n, h, wd, c, 1, _fpair(window, "window"), _fpair(strides, "strides"),
           "valid" if padding == "valid" else "same_zero")
     res = np.empty((n, call.g.out_h, call.g.out_w) + ((c,) if keep_channels else ()),
                    np.float32)
     call.op = op
     call.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>x)
     call.out = <float *>cnp.PyArray_DATA(<cnp.ndarray>res)
-    _run(&call, nt)
+    _frun(&call, nt)
     return res
 
 
@@ -227,21 +227,21 @@ def kmap(x, kernel, strides=1, padding="same_zero", num_threads=1):
     cdef int nt = _threads(num_threads)
     if padding not in ("valid", "same", "same_zero", "same_one"):
         raise ValueError(f"padding must be 'valid', 'same', 'same_zero' or 'same_one', got {padding!r}")
-    return _spatial(_OP_KMAP, x, kernel, strides,
+    return _fspatial(_FOP_KMAP, x, kernel, strides,
                     "valid" if padding == "valid" else "same", nt, False)
 
 
 def maxpool(x, pool, strides=None, padding="valid", num_threads=1):
     """Max pool of float32 NHWC with TF semantics (padded positions ignored);
     strides default to the pool size."""
-    return _spatial(_OP_MAXPOOL, x, pool, pool if strides is None else strides,
+    return _fspatial(_FOP_MAXPOOL, x, pool, pool if strides is None else strides,
                     padding, _threads(num_threads), True)
 
 
 def avgpool(x, pool, strides=None, padding="valid", num_threads=1):
     """Average pool of float32 NHWC with TF semantics: the mean over the
     in-bounds positions only; strides default to the pool size."""
-    return _spatial(_OP_AVGPOOL, x, pool, pool if strides is None else strides,
+    return _fspatial(_FOP_AVGPOOL, x, pool, pool if strides is None else strides,
                     padding, _threads(num_threads), True)
 
 
@@ -254,9 +254,9 @@ def global_avgpool(x, num_threads=1):
         raise ValueError(f"x too large: shape {x.shape}")
     res = np.empty((n, c), np.float32)
     cdef _FloatCall call
-    call.op = _OP_GAP
+    call.op = _FOP_GAP
     call.batch, call.hw, call.in_c = n, h * wd, c
     call.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>x)
     call.out = <float *>cnp.PyArray_DATA(<cnp.ndarray>res)
-    _run(&call, nt)
+    _frun(&call, nt)
     return res
