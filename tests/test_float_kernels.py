@@ -126,6 +126,8 @@ CONV_CASES = [
     (2, 8, 8, 3, 16, (3, 3), (2, 2), "valid"),
     (1, 6, 5, 130, 70, (1, 3), (2, 1), "same_zero"),
     (3, 6, 6, 16, 129, (3, 3), (1, 1), "same_zero"),
+    (2, 6, 5, 5, 70, (3, 3), (1, 1), "same_zero"),       # few channels, 2 filter words
+    (1, 5, 5, 15, 130, (2, 3), (2, 1), "same_zero"),
 ]
 
 
@@ -186,17 +188,18 @@ def test_wconv2d_isas_agree_with_ref_and_threads_identical(case):
                                                      num_threads=t)), (name, t)
 
 
-def test_wconv2d_ignores_unused_high_weight_bits():
+@pytest.mark.parametrize("c", [65, 3])
+def test_wconv2d_ignores_unused_high_weight_bits(c):
     """Bits past in_channels in the last word are padding: every path ignores
     them (the SIMD paths load zeros there, the scalar ones stop at c)."""
     rng = np.random.default_rng(2)
-    x, wf = rand(rng, 1, 5, 5, 65), rand(rng, 6, 3, 3, 65)
+    x, wf = rand(rng, 1, 5, 5, c), rand(rng, 6, 3, 3, c)
     wp = pack_signs(wf)
     dirty = wp.copy()
-    dirty[..., -1] |= np.uint64(0xFFFF_FFFF_FFFF_FFFE)  # bits 1..63 of word 1
+    dirty[..., -1] |= ~np.uint64(0) << np.uint64(c % 64)
     for name in ISAS:
         with isa(name):
-            assert np.array_equal(E.wconv2d(x, 65, wp, 3), E.wconv2d(x, 65, dirty, 3)), name
+            assert np.array_equal(E.wconv2d(x, c, wp, 3), E.wconv2d(x, c, dirty, 3)), name
 
 
 def random_geometries(count, seed):

@@ -34,6 +34,31 @@ EBNN_WGEMM_DECL(avx512)
 EBNN_WGEMM_DECL(neon)
 ebnn_wgemm_fn ebnn_wgemm_select(void);
 
+/* Weights-only dot products for layers with few input channels (first
+ * layers): filters in the vector lanes instead of channels. tw holds the
+ * weight bits transposed, still 1 bit each: row r = t*c + i (tap t, channel
+ * i) is a filter mask, tw[r*fw + f/64] bit f%64 = sign bit of filter f; it
+ * is built per call from the packed layer by ebnn_wbits_transpose. For one
+ * output pixel whose in-bounds terms are val[s] with mask rows row[s]:
+ *   acc[f] = sum_{s<ns} val[s] * (bit f of row[s] ? -1 : +1),  f < nf,
+ * each filter's sum formed in the same order whatever nf is (the SIMD
+ * paths keep two partial sums, even and odd s, to halve the add chain). */
+#define EBNN_WGEMMT_MAX_C 16 /* below this many channels the front uses it */
+typedef void (*ebnn_wgemmt_fn)(int ns, const float *val, const int64_t *row,
+                               const uint64_t *tw, int fw, int nf, float *acc);
+#define EBNN_WGEMMT_DECL(isa)                                                 \
+    void ebnn_wgemmt_##isa(int ns, const float *val, const int64_t *row,     \
+                           const uint64_t *tw, int fw, int nf, float *acc);
+EBNN_WGEMMT_DECL(ref)
+EBNN_WGEMMT_DECL(generic)
+EBNN_WGEMMT_DECL(avx2)
+EBNN_WGEMMT_DECL(avx512)
+EBNN_WGEMMT_DECL(neon)
+ebnn_wgemmt_fn ebnn_wgemmt_select(void);
+/* w packed [out_c, taps, words(c)] -> tw [taps*c, words(out_c)] */
+void ebnn_wbits_transpose(const uint64_t *w, int out_c, int64_t taps, int c,
+                          uint64_t *tw);
+
 /* c[i*ldc + j] = (accumulate ? c[i*ldc + j] : 0)
  *                + sum_{p<k} a[i*lda + p] * b[p*ldb + j],   i < m, j < n.
  * n is a multiple of EBNN_FGEMM_NPAD (callers pad B with zero columns).

@@ -105,4 +105,55 @@ EBNN_TARGET_AVX2 void ebnn_wgemm_avx2(int npix, int64_t xstep, int ntaps,
     else
         filters(1, WBLK, 0, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
 }
+
+/* few-channel layers: filters in lanes; nv (constant) vectors of 8
+ * filters from filter f0 on; even and odd terms in separate partial sums */
+EBNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+filter_lanes(int nv, int ns, const float *val, const int64_t *row,
+             const uint64_t *tw, int fw, int f0, int n, float *acc)
+{
+    __m256 ev[4], od[4];
+    float te = 0.0f, to = 0.0f, lane[32];
+    for (int v = 0; v < nv; v++)
+        ev[v] = od[v] = _mm256_setzero_ps();
+    const uint8_t *col = (const uint8_t *)(tw + (f0 >> 6)) + ((f0 & 32) >> 3);
+    int k = 0;
+    for (; k + 1 < ns; k += 2) {
+        const uint8_t *m = col + row[k] * fw * 8;
+        __m256 b = _mm256_set1_ps(val[k]);
+        te += val[k];
+        for (int v = 0; v < nv; v++)
+            ev[v] = _mm256_add_ps(ev[v], _mm256_and_ps(b, _mm256_load_ps((const float *)byte_masks[m[v]])));
+        m = col + row[k + 1] * fw * 8;
+        b = _mm256_set1_ps(val[k + 1]);
+        to += val[k + 1];
+        for (int v = 0; v < nv; v++)
+            od[v] = _mm256_add_ps(od[v], _mm256_and_ps(b, _mm256_load_ps((const float *)byte_masks[m[v]])));
+    }
+    if (k < ns) {
+        const uint8_t *m = col + row[k] * fw * 8;
+        __m256 b = _mm256_set1_ps(val[k]);
+        te += val[k];
+        for (int v = 0; v < nv; v++)
+            ev[v] = _mm256_add_ps(ev[v], _mm256_and_ps(b, _mm256_load_ps((const float *)byte_masks[m[v]])));
+    }
+    for (int v = 0; v < nv; v++)
+        _mm256_storeu_ps(lane + 8 * v, _mm256_add_ps(ev[v], od[v]));
+    for (int l = 0; l < n; l++)
+        acc[f0 + l] = (te + to) - 2.0f * lane[l];
+}
+
+EBNN_TARGET_AVX2 void ebnn_wgemmt_avx2(int ns, const float *val, const int64_t *row,
+                                      const uint64_t *tw, int fw, int nf, float *acc)
+{
+    for (int f0 = 0; f0 < nf; f0 += 32) {
+        int n = nf - f0 < 32 ? nf - f0 : 32;
+        switch ((n + 7) / 8) {
+        case 1: filter_lanes(1, ns, val, row, tw, fw, f0, n, acc); break;
+        case 2: filter_lanes(2, ns, val, row, tw, fw, f0, n, acc); break;
+        case 3: filter_lanes(3, ns, val, row, tw, fw, f0, n, acc); break;
+        default: filter_lanes(4, ns, val, row, tw, fw, f0, n, acc); break;
+        }
+    }
+}
 #endif

@@ -87,4 +87,55 @@ EBNN_TARGET_AVX512 void ebnn_wgemm_avx512(int npix, int64_t xstep, int ntaps,
     else
         filters(1, 0, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
 }
+
+/* few-channel layers: filters in lanes; nv (constant) vectors of 16
+ * filters from filter f0 on; even and odd terms in separate partial sums */
+EBNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+filter_lanes(int nv, int ns, const float *val, const int64_t *row,
+             const uint64_t *tw, int fw, int f0, int n, float *acc)
+{
+    __m512 ev[4], od[4];
+    float te = 0.0f, to = 0.0f, lane[64];
+    for (int v = 0; v < nv; v++)
+        ev[v] = od[v] = _mm512_setzero_ps();
+    const uint16_t *col = (const uint16_t *)(tw + (f0 >> 6));
+    int k = 0;
+    for (; k + 1 < ns; k += 2) {
+        const uint16_t *m = col + row[k] * fw * 4;
+        __m512 b = _mm512_set1_ps(val[k]);
+        te += val[k];
+        for (int v = 0; v < nv; v++)
+            ev[v] = _mm512_mask_add_ps(ev[v], m[v], ev[v], b);
+        m = col + row[k + 1] * fw * 4;
+        b = _mm512_set1_ps(val[k + 1]);
+        to += val[k + 1];
+        for (int v = 0; v < nv; v++)
+            od[v] = _mm512_mask_add_ps(od[v], m[v], od[v], b);
+    }
+    if (k < ns) {
+        const uint16_t *m = col + row[k] * fw * 4;
+        __m512 b = _mm512_set1_ps(val[k]);
+        te += val[k];
+        for (int v = 0; v < nv; v++)
+            ev[v] = _mm512_mask_add_ps(ev[v], m[v], ev[v], b);
+    }
+    for (int v = 0; v < nv; v++)
+        _mm512_storeu_ps(lane + 16 * v, _mm512_add_ps(ev[v], od[v]));
+    for (int l = 0; l < n; l++)
+        acc[f0 + l] = (te + to) - 2.0f * lane[l];
+}
+
+EBNN_TARGET_AVX512 void ebnn_wgemmt_avx512(int ns, const float *val, const int64_t *row,
+                                          const uint64_t *tw, int fw, int nf, float *acc)
+{
+    for (int f0 = 0; f0 < nf; f0 += 64) {
+        int n = nf - f0 < 64 ? nf - f0 : 64;
+        switch ((n + 15) / 16) {
+        case 1: filter_lanes(1, ns, val, row, tw, fw, f0, n, acc); break;
+        case 2: filter_lanes(2, ns, val, row, tw, fw, f0, n, acc); break;
+        case 3: filter_lanes(3, ns, val, row, tw, fw, f0, n, acc); break;
+        default: filter_lanes(4, ns, val, row, tw, fw, f0, n, acc); break;
+        }
+    }
+}
 #endif

@@ -40,3 +40,20 @@ void ebnn_wgemm_generic(int npix, int64_t xstep, int ntaps,
         for (int f = 0; f < nf; f++)
             acc[j * ldacc + f] = one_dot(ntaps, x, j * xstep, wtap, c, w + f * ldw);
 }
+
+/* filters in a small lane array: the sign flip of x per filter bit */
+void ebnn_wgemmt_generic(int ns, const float *val, const int64_t *row,
+                         const uint64_t *tw, int fw, int nf, float *acc)
+{
+    for (int f0 = 0; f0 < nf; f0 += 64) {
+        int n = nf - f0 < 64 ? nf - f0 : 64;
+        float lane[64] = {0};
+        for (int k = 0; k < ns; k++) {
+            uint64_t word = tw[row[k] * fw + (f0 >> 6)];
+            for (int l = 0; l < n; l++)
+                lane[l] += flip_sign(val[k], (uint32_t)(word >> l) & 1);
+        }
+        for (int l = 0; l < n; l++)
+            acc[f0 + l] = lane[l];
+    }
+}

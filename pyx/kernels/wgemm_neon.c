@@ -107,4 +107,55 @@ void ebnn_wgemm_neon(int npix, int64_t xstep, int ntaps,
     else
         filters(1, WBLK, 0, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
 }
+
+/* few-channel layers: filters in lanes; nv (constant) vectors of 4
+ * filters from filter f0 on; even and odd terms in separate partial sums */
+static inline __attribute__((always_inline)) void
+filter_lanes(int nv, int ns, const float *val, const int64_t *row,
+             const uint64_t *tw, int fw, int f0, int n, float *acc)
+{
+    float32x4_t ev[4], od[4];
+    float te = 0.0f, to = 0.0f, lane[16];
+    for (int v = 0; v < nv; v++)
+        ev[v] = od[v] = vdupq_n_f32(0.0f);
+    const uint8_t *col = (const uint8_t *)(tw + (f0 >> 6)) + ((f0 & 63) >> 3);
+    int k = 0;
+    for (; k + 1 < ns; k += 2) {
+        const uint8_t *m = col + row[k] * fw * 8;
+        float32x4_t b = vdupq_n_f32(val[k]);
+        te += val[k];
+        for (int v = 0; v < nv; v++)
+            ev[v] = vaddq_f32(ev[v], vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(b), vld1q_u32(nibble_masks[(m[v >> 1] >> ((v & 1) * 4)) & 15]))));
+        m = col + row[k + 1] * fw * 8;
+        b = vdupq_n_f32(val[k + 1]);
+        to += val[k + 1];
+        for (int v = 0; v < nv; v++)
+            od[v] = vaddq_f32(od[v], vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(b), vld1q_u32(nibble_masks[(m[v >> 1] >> ((v & 1) * 4)) & 15]))));
+    }
+    if (k < ns) {
+        const uint8_t *m = col + row[k] * fw * 8;
+        float32x4_t b = vdupq_n_f32(val[k]);
+        te += val[k];
+        for (int v = 0; v < nv; v++)
+            ev[v] = vaddq_f32(ev[v], vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(b), vld1q_u32(nibble_masks[(m[v >> 1] >> ((v & 1) * 4)) & 15]))));
+    }
+    for (int v = 0; v < nv; v++)
+        vst1q_f32(lane + 4 * v, vaddq_f32(ev[v], od[v]));
+    for (int l = 0; l < n; l++)
+        acc[f0 + l] = (te + to) - 2.0f * lane[l];
+}
+
+void ebnn_wgemmt_neon(int ns, const float *val, const int64_t *row,
+                     const uint64_t *tw, int fw, int nf, float *acc)
+{
+    for (int f0 = 0; f0 < nf; f0 += 16) {
+        int n = nf - f0 < 16 ? nf - f0 : 16;
+        switch ((n + 3) / 4) {
+        case 1: filter_lanes(1, ns, val, row, tw, fw, f0, n, acc); break;
+        case 2: filter_lanes(2, ns, val, row, tw, fw, f0, n, acc); break;
+        case 3: filter_lanes(3, ns, val, row, tw, fw, f0, n, acc); break;
+        default: filter_lanes(4, ns, val, row, tw, fw, f0, n, acc); break;
+        }
+    }
+}
 #endif

@@ -17,3 +17,14 @@ void ebnn_wgemm_ref(int npix, int64_t xstep, int ntaps, const float *const *x,
             acc[j * ldacc + f] = s;
         }
 }
+
+void ebnn_wgemmt_ref(int ns, const float *val, const int64_t *row,
+                     const uint64_t *tw, int fw, int nf, float *acc)
+{
+    for (int f = 0; f < nf; f++) {
+        float s = 0.0f;
+        for (int k = 0; k < ns; k++)
+            s += (tw[row[k] * fw + (f >> 6)] >> (f & 63)) & 1 ? -val[k] : val[k];
+        acc[f] = s;
+    }
+}
