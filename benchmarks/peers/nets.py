@@ -226,8 +226,7 @@ def randomize_bn(model, seed=0):
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
-            gamma, beta, mean, var = layer.get_weights()
-            c = gamma.shape[0]
+            c = layer.get_weights()[0].shape[0]
             layer.set_weights([rng.uniform(0.5, 2.0, c).astype(np.float32),
                                rng.normal(0, 0.5, c).astype(np.float32),
                                rng.normal(0, 0.5, c).astype(np.float32),

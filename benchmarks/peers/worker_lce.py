@@ -17,7 +17,7 @@ def _lite_wrapper():
     import importlib.util
     spec = importlib.util.find_spec("larq_compute_engine")
     folder = os.path.join(os.path.dirname(spec.origin), "tflite", "python")
-    so = [f for f in os.listdir(folder) if f.startswith("interpreter_wrapper_lite")][0]
+    so = next(f for f in os.listdir(folder) if f.startswith("interpreter_wrapper_lite"))
     loader = importlib.machinery.ExtensionFileLoader("interpreter_wrapper_lite",
                                                      os.path.join(folder, so))
     mod = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))

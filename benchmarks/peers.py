@@ -1,0 +1,313 @@
+"""edgebnn against TensorFlow Lite (LiteRT, float32 and full-integer int8)
+and Larq Compute Engine on the same networks; writes docs/benchmarks.md
+and docs/img/benchmarks.png.
+
+    python benchmarks/peers.py [--quick]
+
+Each runtime times in its own worker process (benchmarks/peers/worker_*.py):
+LiteRT and LCE in virtual environments this script creates from
+benchmarks/requirements-{litert,lce}.txt (LCE 0.16 needs TF 2.16 and
+numpy 1.26; the project stays on current versions). Cases are interleaved
+(edgebnn, fp32, int8, LCE, then again) so drift on a shared machine hits
+every runtime alike. --pretrained DIR swaps in trained files and adds
+accuracy (see docs/benchmarks.md)."""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS = os.path.join(ROOT, "benchmarks", "peers")
+sys.path[:0] = [PEERS, ROOT]
+
+import nets  # noqa: E402
+import report  # noqa: E402
+
+VENVS = {"litert": "requirements-litert.txt", "lce": "requirements-lce.txt"}
+LCE_OPTIONS = ("default", "indirect", "xnnpack", "indirect+xnnpack")
+# runtime -> (worker, venv or None for the project's Python, file name pattern)
+RUNTIMES = {
+    "edgebnn": ("worker_edgebnn.py", None, "{net}.ebnn"),
+    "tflite-fp32": ("worker_litert.py", "litert", "{net}_fp32.tflite"),
+    "tflite-int8": ("worker_litert.py", "litert", "{net}_int8.tflite"),
+    "lce": ("worker_lce.py", "lce", "{net}_lce.tflite"),
+}
+SETTINGS = {  # runs: timed batch-1 runs per case; select_runs: per LCE option
+    "full": dict(runs=200, warmup=20, batch_runs=10, select_runs=100, eval_samples=2000),
+    "quick": dict(runs=30, warmup=5, batch_runs=2, select_runs=15, eval_samples=200),
+}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _stamp_matches(stamp, digest):
+    if not os.path.exists(stamp):
+        return False
+    with open(stamp) as f:
+        return f.read() == digest
+
+
+def venv_python(args, name):
+    """The venv's python, creating or refreshing the venv when its
+    requirements file changed (a stamp holds the file's hash)."""
+    folder = getattr(args, f"{name}_venv")
+    req = os.path.join(ROOT, "benchmarks", VENVS[name])
+    digest = _digest(req)
+    py, stamp = os.path.join(folder, "bin", "python"), os.path.join(folder, ".edgebnn-stamp")
+    if _stamp_matches(stamp, digest):
+        return py
+    log(f"setting up {folder} from {os.path.relpath(req, ROOT)} (one-time, a few minutes)")
+    if not os.path.exists(py):
+        subprocess.run([sys.executable, "-m", "venv", folder], check=True)
+    subprocess.run([py, "-m", "pip", "install", "-q", "-r", req], check=True)
+    with open(stamp, "w") as f:
+        f.write(digest)
+    return py
+
+
+def build_models(args, pys, names, out):
+    """Random-weight files for every runtime that is missing one."""
+    os.makedirs(out, exist_ok=True)
+    stamp = os.path.join(out, ".nets-stamp")
+    digest = _digest(os.path.join(PEERS, "nets.py"))
+    stale = args.rebuild or not _stamp_matches(stamp, digest)
+    jobs = [("edgebnn", [sys.executable, os.path.join(PEERS, "build_edgebnn.py"), out],
+             lambda n: [f"{n}.ebnn"]),
+            ("tflite", [sys.executable, os.path.join(PEERS, "build_tflite.py"), out],
+             lambda n: [f"{n}_fp32.tflite", f"{n}_int8.tflite"])]
+    if pys.get("lce"):
+        jobs.append(("lce", [pys["lce"], os.path.join(PEERS, "build_lce.py"), out,
+                             str(args.batch)],
+                     lambda n: [f"{v}_lce{s}.tflite" for v in [n] + ([nets.LCE_VARIANTS[n][0]]
+                                                                      if n in nets.LCE_VARIANTS
+                                                                      else [])
+                                for s in ("", f"_b{args.batch}")]))
+    for label, cmd, files in jobs:
+        todo = [n for n in names
+                if stale or not all(os.path.exists(os.path.join(out, f)) for f in files(n))]
+        if not todo:
+            continue
+        log(f"building {label} models: {' '.join(todo)}")
+        logfile = os.path.join(out, f"build-{label}.log")
+        env = dict(os.environ, TF_USE_LEGACY_KERAS="1") if label == "lce" else None
+        with open(logfile, "w") as f:
+            r = subprocess.run(cmd + todo, stdout=f, stderr=subprocess.STDOUT, env=env,
+                               check=False)
+        if r.returncode != 0:
+            raise SystemExit(f"building {label} models failed: see {logfile}")
+    with open(stamp, "w") as f:
+        f.write(digest)
+
+
+def run_worker(args, pys, runtime, model, threads, s, extra=(), batch=True, eval_path=None):
+    worker, venv, _ = RUNTIMES["lce" if runtime.startswith("lce") else runtime]
+    py = pys[venv] if venv else sys.executable
+    cmd = [py, os.path.join(PEERS, worker), "--model", model, "--threads", str(threads),
+           "--runs", str(s["runs"]), "--warmup", str(s["warmup"]),
+           "--batch", str(args.batch if batch else 0), "--batch-runs", str(s["batch_runs"]),
+           *extra]
+    if eval_path:
+        cmd += ["--eval", eval_path]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env,
+                           check=False)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {args.timeout} s"}
+    for line in r.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+    return {"ok": False, "error": f"exit {r.returncode}: {' | '.join(tail)}"}
+
+
+def lce_file(out, net, batch, pretrained):
+    src = pretrained if pretrained and os.path.exists(
+        os.path.join(pretrained, f"{net}_lce.tflite")) else out
+    return (os.path.join(src, f"{net}_lce.tflite"),
+            os.path.join(src, f"{net}_lce_b{batch}.tflite"))
+
+
+def select_lce_options(args, pys, cases, s, out):
+    """Fastest LCE kernel option per (LCE network, threads), from a short
+    batch-1 run of each option. Chosen by the minimum time: other load on
+    the machine only ever adds time, so the minimum is the least noisy
+    estimate of what an option can do."""
+    table, best = [], {}
+    quick = dict(s, runs=s["select_runs"], warmup=max(3, s["warmup"] // 2))
+    for net, threads in cases:
+        one, _ = lce_file(out, net, args.batch, args.pretrained)
+        timings, mins = {}, {}
+        for opt in LCE_OPTIONS:
+            r = run_worker(args, pys, "lce", one, threads, quick, ["--option", opt], batch=False)
+            timings[opt] = r.get("median_ms") if r.get("ok") else None
+            mins[opt] = r.get("min_ms") if r.get("ok") else None
+            if not r.get("ok"):
+                log(f"  LCE {net} {opt}: {r.get('error')}")
+        ok = {k: v for k, v in mins.items() if v is not None}
+        best[(net, threads)] = min(ok, key=ok.get) if ok else None
+        table.append({"net": net, "threads": threads, "ms": timings, "min_ms": mins,
+                      "best": best[(net, threads)]})
+        log(f"  LCE {net} {threads} thr: " + ", ".join(
+            f"{k} {v:.3f} ms" if v is not None else f"{k} failed" for k, v in timings.items()))
+    return best, table
+
+
+def eval_data(args, net, ebnn_path, out, n):
+    """npz of (x model input float32, y) for a pretrained network, inputs
+    normalised as the .ebnn file's input spec says (the exporter writes the
+    same preprocessing the Keras model was trained with)."""
+    import numpy as np
+    import edgebnn
+    from edgebnn import datasets
+    from edgebnn.preprocess import normalize
+    kind = nets.NETWORKS[net][2]
+    if kind not in datasets.LOADERS:
+        return None
+    try:
+        images, labels = datasets.LOADERS[kind](args.data, split="test")
+    except (datasets.DatasetError, OSError) as e:
+        log(f"  no {kind} test set for {net}: {e}")
+        return None
+    spec = edgebnn.load_graph(ebnn_path).input
+    path = os.path.join(out, f"eval-{net}.npz")
+    np.savez(path, x=normalize(images[:n], spec), y=labels[:n])
+    return path
+
+
+RUN_ARGS = ("quick", "networks", "threads", "batch", "reps", "pretrained")
+
+
+def report_only(args):
+    with open(args.report_only) as f:
+        run = json.load(f)
+    for k, v in run.get("args", {}).items():
+        setattr(args, k, v)
+    s = run.get("settings", SETTINGS["quick" if args.quick else "full"])
+    cmd = run.get("cmd", "python benchmarks/peers.py" + (" --quick" if args.quick else ""))
+    pys = {name: os.path.join(getattr(args, f"{name}_venv"), "bin", "python") for name in VENVS}
+    pys = {k: v for k, v in pys.items() if os.path.exists(v)}
+    report.write(args, cmd, run["machine"], s, run["results"], run["lce_options"],
+                 run.get("notes", []), pys)
+    log(f"wrote {os.path.relpath(args.doc, ROOT)} and {os.path.relpath(args.plot, ROOT)}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer runs: a smoke check")
+    ap.add_argument("--networks", nargs="+", choices=list(nets.NETWORKS),
+                    default=list(nets.NETWORKS))
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--batch", type=int, default=32, help="throughput batch size")
+    ap.add_argument("--reps", type=int, default=2, help="times each case runs (spread)")
+    ap.add_argument("--models", default=os.path.join(ROOT, "build", "peers-models"),
+                    help="where the random-weight model files are built")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild the model files")
+    ap.add_argument("--pretrained", help="folder of trained files NET.ebnn, NET_fp32.tflite, "
+                    "NET_int8.tflite, NET_lce.tflite, NET_lce_b32.tflite: used instead of the "
+                    "random ones where present, and scored for accuracy")
+    ap.add_argument("--data", help="dataset root (default: $EDGEBNN_DATA or ../shared/datasets)")
+    ap.add_argument("--litert-venv", default=os.path.join(os.path.dirname(ROOT), "venv-litert"))
+    ap.add_argument("--lce-venv", default=os.path.join(os.path.dirname(ROOT), "venv-lce"))
+    ap.add_argument("--no-lce", action="store_true", help="skip Larq Compute Engine")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per worker")
+    ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "img", "benchmarks.png"))
+    ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--report-only", metavar="JSON",
+                    help="rewrite the page and plot from a --json file of an earlier run")
+    args = ap.parse_args()
+    if args.report_only:
+        return report_only(args)
+    s = SETTINGS["quick" if args.quick else "full"]
+    started = time.time()
+    machine = report.machine_info(load_before=True)
+
+    pys = {"litert": venv_python(args, "litert")}
+    notes = []
+    if not args.no_lce:
+        try:
+            pys["lce"] = venv_python(args, "lce")
+        except subprocess.CalledProcessError as e:
+            notes.append(f"Larq Compute Engine skipped: its venv could not be set up ({e}).")
+            log(notes[-1])
+    build_models(args, pys, args.networks, args.models)
+
+    # which file each (runtime, net) uses; pretrained where present
+    def model_path(runtime, net):
+        name = RUNTIMES[runtime][2].format(net=net)
+        if args.pretrained and os.path.exists(os.path.join(args.pretrained, name)):
+            return os.path.join(args.pretrained, name), True
+        return os.path.join(args.models, name), False
+
+    lce_nets = []
+    if "lce" in pys:
+        for net in args.networks:
+            lce_nets.append((net, "lce"))
+            if net in nets.LCE_VARIANTS:
+                lce_nets.append((nets.LCE_VARIANTS[net][0], "lce"))
+    best, select_table = {}, []
+    if lce_nets:
+        log("choosing LCE's fastest kernel option per network and thread count")
+        best, select_table = select_lce_options(
+            args, pys, [(n, t) for n, _ in lce_nets for t in args.threads], s, args.models)
+
+    evals = {}
+    if args.pretrained:
+        for net in args.networks:
+            path, trained = model_path("edgebnn", net)
+            if trained:
+                evals[net] = eval_data(args, net, path, args.models, s["eval_samples"])
+
+    results = []
+    for net in args.networks:
+        runtimes = [(r, net) for r in ("edgebnn", "tflite-fp32", "tflite-int8")]
+        runtimes += [(r, n) for n, r in lce_nets if n == net or n == nets.LCE_VARIANTS.get(
+            net, ("",))[0]]
+        for threads in args.threads:
+            for rep in range(1, args.reps + 1):
+                for runtime, file_net in runtimes:          # A B C D, then again
+                    extra, trained = [], False
+                    if runtime == "lce":
+                        one, batch_file = lce_file(args.models, file_net, args.batch,
+                                                   args.pretrained)
+                        trained = one.startswith(args.pretrained or "\0")
+                        opt = best.get((file_net, threads))
+                        if opt is None:
+                            continue
+                        path, extra = one, ["--option", opt, "--model-batch", batch_file]
+                    else:
+                        path, trained = model_path(runtime, net)
+                    r = run_worker(args, pys, runtime, path, threads, s, extra,
+                                   eval_path=evals.get(net) if trained and rep == 1 else None)
+                    r.update(net=net, file_net=file_net, runtime=runtime, threads=threads,
+                             rep=rep, file=os.path.relpath(path, ROOT),
+                             file_bytes=os.path.getsize(path), pretrained=trained,
+                             option=extra[1] if extra else None)
+                    results.append(r)
+                    log(report.one_line(r))
+    machine.update(report.machine_info(load_before=False))
+    machine["seconds"] = time.time() - started
+    cmd = "python benchmarks/peers.py" + (" --quick" if args.quick else "") + (
+        f" --pretrained {args.pretrained}" if args.pretrained else "")
+    if args.json:
+        meta = {k: getattr(args, k) for k in RUN_ARGS}
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "results": results, "lce_options": select_table,
+                       "cmd": cmd, "settings": s, "notes": notes, "args": meta}, f, indent=1)
+    report.write(args, cmd, machine, s, results, select_table, notes, pys)
+    log(f"wrote {os.path.relpath(args.doc, ROOT)} and {os.path.relpath(args.plot, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
