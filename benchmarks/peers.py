@@ -76,11 +76,12 @@ def venv_python(args, name):
 
 
 def build_models(args, pys, names, out):
-    """Random-weight files for every runtime that is missing one."""
+    """Random-weight files for every runtime, rebuilt for a network when
+    nets.py changed since its files were built (a stamp per network)."""
     os.makedirs(out, exist_ok=True)
-    stamp = os.path.join(out, ".nets-stamp")
     digest = _digest(os.path.join(PEERS, "nets.py"))
-    stale = args.rebuild or not _stamp_matches(stamp, digest)
+    stamps = {n: os.path.join(out, f".{n}.stamp") for n in names}
+    stale = {n for n in names if args.rebuild or not _stamp_matches(stamps[n], digest)}
     jobs = [("edgebnn", [sys.executable, os.path.join(PEERS, "build_edgebnn.py"), out],
              lambda n: [f"{n}.ebnn"]),
             ("tflite", [sys.executable, os.path.join(PEERS, "build_tflite.py"), out],
@@ -94,7 +95,7 @@ def build_models(args, pys, names, out):
                                 for s in ("", f"_b{args.batch}")]))
     for label, cmd, files in jobs:
         todo = [n for n in names
-                if stale or not all(os.path.exists(os.path.join(out, f)) for f in files(n))]
+                if n in stale or not all(os.path.exists(os.path.join(out, f)) for f in files(n))]
         if not todo:
             continue
         log(f"building {label} models: {' '.join(todo)}")
@@ -105,8 +106,9 @@ def build_models(args, pys, names, out):
                                check=False)
         if r.returncode != 0:
             raise SystemExit(f"building {label} models failed: see {logfile}")
-    with open(stamp, "w") as f:
-        f.write(digest)
+    for n in names:
+        with open(stamps[n], "w") as f:
+            f.write(digest)
 
 
 def run_worker(args, pys, runtime, model, threads, s, extra=(), batch=True, eval_path=None):
@@ -202,6 +204,23 @@ def report_only(args):
     log(f"wrote {os.path.relpath(args.doc, ROOT)} and {os.path.relpath(args.plot, ROOT)}")
 
 
+def ebnn_contents(path):
+    """Bytes of an .ebnn file by kind of tensor: where the size goes."""
+    import edgebnn
+    graph = edgebnn.load_graph(path)
+    kinds = {"binary weights": 0, "float weights": 0, "other params": 0}
+    for op in graph.ops:
+        for role, a in op.params.items():
+            if a.dtype.kind == "u" and a.itemsize == 8:
+                kinds["binary weights"] += a.nbytes
+            elif role == "weight":
+                kinds["float weights"] += a.nbytes
+            else:
+                kinds["other params"] += a.nbytes
+    kinds["file"] = os.path.getsize(path)
+    return kinds
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs: a smoke check")
@@ -250,6 +269,8 @@ def main():
             return os.path.join(args.pretrained, name), True
         return os.path.join(args.models, name), False
 
+    machine["ebnn_contents"] = {net: ebnn_contents(model_path("edgebnn", net)[0])
+                                for net in args.networks}
     lce_nets = []
     if "lce" in pys:
         for net in args.networks:

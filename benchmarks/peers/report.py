@@ -191,6 +191,19 @@ def _targets(summ, networks):
     return "\n".join(rows)
 
 
+def _contents_table(contents):
+    if not contents:
+        return ""
+    rows = ["| .ebnn file | binary weights | float weights | other params (BN, scales) | "
+            "header (graph JSON, alignment) | file |", "| --- | --- | --- | --- | --- | --- |"]
+    for net, c in contents.items():
+        rows.append(f"| {net} | {_size(c['binary weights'])} | {_size(c['float weights'])} | "
+                    f"{_size(c['other params'])} | "
+                    f"{_size(c['file'] - c['binary weights'] - c['float weights'] - c['other params'])}"
+                    f" | {_size(c['file'])} |")
+    return "\n".join(rows)
+
+
 def _lce_table(select_table):
     if not select_table:
         return "(LCE not run)"
@@ -272,7 +285,9 @@ def write(args, cmd, machine, settings, results, select_table, notes, pys):
             "cores when the run started): other processes took CPU time during these runs, so "
             "the figures are preliminary. Two-thread figures suffer most: when another process "
             "holds one core, a worker thread descheduled in the middle of a layer stalls the "
-            "other at the next barrier (the p90 column shows it)."]
+            "other at the next barrier (the p90 column shows it). edgebnn's OpenMP threads "
+            "spin while they wait by default; on a busy machine `OMP_WAIT_POLICY=PASSIVE` "
+            "(set before the process starts) avoids most of that stall."]
     plot(summ, args.networks, args.threads, args.plot)
     versions = _versions(pys)
     quick = " (--quick: few runs, a smoke check, not figures to quote)" if args.quick else ""
@@ -346,6 +361,10 @@ def write(args, cmd, machine, settings, results, select_table, notes, pys):
     for net in args.networks:
         lines += [f"### {net}", "", _results_table(summ, net, args.threads), ""]
     lines += ["## Targets (edgebnn)", "", _targets(summ, args.networks), "",
+              "Where an .ebnn file's bytes go (float32 storage of the float layers: the stem, "
+              "the 1x1 downsampling shortcuts and the classifier stay real-valued, as in the "
+              "networks they model, and dominate the larger files):", "",
+              _contents_table(machine.get("ebnn_contents")), "",
               "## LCE kernel options",
               "",
               "Batch-1 median (min) ms of a short run per option, options interleaved; the "

@@ -77,10 +77,10 @@ def main(load, add_args=None):
             best = min(best, time.perf_counter() - t)
         res["batch"] = args.batch
         res["throughput"] = args.batch / best        # images/s, best of batch_runs
+    res["rss_base_mib"] = rss_base
+    res["rss_peak_mib"] = _rss_mib()      # before the test set is loaded
     if args.eval:
         res["accuracy"] = _accuracy(runner, args.eval, np)
-    res["rss_base_mib"] = rss_base
-    res["rss_peak_mib"] = _rss_mib()
     print("RESULT " + json.dumps(res), flush=True)
 
 
