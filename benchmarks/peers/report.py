@@ -243,6 +243,7 @@ def plot(summ, networks, threads_list, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
     others = sorted({label for (n, label, t) in summ if label != "edgebnn"},
                     key=lambda s: (not s.startswith("LiteRT"), s))
     fig, axes = plt.subplots(len(threads_list), 2, figsize=(13, 4.2 * len(threads_list)),
@@ -264,6 +265,10 @@ def plot(summ, networks, threads_list, path):
                 ax.bar(xs, ys, width, label=label)
             ax.axhline(1.0, color="black", linewidth=1)
             ax.set_yscale("log")
+            plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(ticker.FuncFormatter(
+                lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
             ax.set_xticks(range(len(networks)), networks)
             ax.set_ylabel("peer time / edgebnn time")
             ax.set_title(f"{title}, {threads} thread{'s' if threads > 1 else ''} "
