@@ -252,13 +252,12 @@ def main():
     started = time.time()
     machine = report.machine_info(load_before=True)
 
-    pys = {"litert": venv_python(args, "litert")}
-    notes = []
-    if not args.no_lce:
+    pys, notes = {}, []
+    for name in ("litert",) + (() if args.no_lce else ("lce",)):
         try:
-            pys["lce"] = venv_python(args, "lce")
-        except subprocess.CalledProcessError as e:
-            notes.append(f"Larq Compute Engine skipped: its venv could not be set up ({e}).")
+            pys[name] = venv_python(args, name)
+        except (subprocess.CalledProcessError, OSError) as e:
+            notes.append(f"{name} skipped: its venv could not be set up ({e}).")
             log(notes[-1])
     build_models(args, pys, args.networks, args.models)
 
@@ -292,7 +291,8 @@ def main():
 
     results = []
     for net in args.networks:
-        runtimes = [(r, net) for r in ("edgebnn", "tflite-fp32", "tflite-int8")]
+        runtimes = [(r, net) for r in ("edgebnn", "tflite-fp32", "tflite-int8")
+                    if RUNTIMES[r][1] in (None, *pys)]
         runtimes += [(r, n) for n, r in lce_nets if n == net or n == nets.LCE_VARIANTS.get(
             net, ("",))[0]]
         for threads in args.threads:
