@@ -221,6 +221,27 @@ def ebnn_contents(path):
     return kinds
 
 
+def op_counts(args, model_path):
+    """{file name: {op: count}} of every file the run times (one process
+    with TensorFlow's flatbuffer analyzer; see peers/op_counts.py)."""
+    files = []
+    for net in args.networks:
+        files += [model_path(r, net)[0] for r in ("edgebnn", "tflite-fp32", "tflite-int8")]
+        if not args.no_lce:
+            variants = [net] + ([nets.LCE_VARIANTS[net][0]] if net in nets.LCE_VARIANTS else [])
+            files += [lce_file(args.models, v, args.batch, args.pretrained)[0] for v in variants]
+    files = [f for f in files if os.path.exists(f)]
+    out = os.path.join(args.models, "op-counts.json")
+    r = subprocess.run([sys.executable, os.path.join(PEERS, "op_counts.py"), out, *files],
+                       capture_output=True, text=True, check=False,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if r.returncode != 0:
+        log(f"op counts failed: {r.stderr.strip().splitlines()[-1:]}")
+        return {}
+    with open(out) as f:
+        return json.load(f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs: a smoke check")
@@ -270,6 +291,7 @@ def main():
 
     machine["ebnn_contents"] = {net: ebnn_contents(model_path("edgebnn", net)[0])
                                 for net in args.networks}
+    machine["op_counts"] = op_counts(args, model_path)
     lce_nets = []
     if "lce" in pys:
         for net in args.networks:

@@ -204,6 +204,15 @@ def _contents_table(contents):
     return "\n".join(rows)
 
 
+def _ops_table(counts):
+    if not counts:
+        return "(op counts not available)"
+    rows = ["| file | ops executed (count) |", "| --- | --- |"]
+    for name, c in counts.items():
+        rows.append(f"| {name} | " + ", ".join(f"{op} {n}" for op, n in c.items()) + " |")
+    return "\n".join(rows)
+
+
 def _lce_table(select_table):
     if not select_table:
         return "(LCE not run)"
@@ -370,6 +379,16 @@ def write(args, cmd, machine, settings, results, select_table, notes, pys):
               "the 1x1 downsampling shortcuts and the classifier stay real-valued, as in the "
               "networks they model, and dominate the larger files):", "",
               _contents_table(machine.get("ebnn_contents")), "",
+              "## Same network in every runtime",
+              "",
+              "Ops each file executes: the folded plan of the .ebnn file (conv/dense with its "
+              "BN and activation fused), and the operator list of each .tflite file (TFLite "
+              "fuses BN and ReLU into CONV_2D; LCE's binary convs are `LceBconv2d`, fed by "
+              "`LceQuantize` where the input is not already bit-packed; Keras 3's Flatten "
+              "adds SHAPE/STRIDED_SLICE/PACK to the LiteRT LeNet, a few microseconds).",
+              "",
+              _ops_table(machine.get("op_counts")),
+              "",
               "## LCE kernel options",
               "",
               "Batch-1 median (min) ms of a short run per option, options interleaved; the "
