@@ -261,12 +261,19 @@ def main():
     ap.add_argument("--lce-venv", default=os.path.join(os.path.dirname(ROOT), "venv-lce"))
     ap.add_argument("--no-lce", action="store_true", help="skip Larq Compute Engine")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per worker")
-    ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "benchmarks.md"))
-    ap.add_argument("--plot", default=os.path.join(ROOT, "docs", "img", "benchmarks.png"))
+    ap.add_argument("--doc", help="page to write (default docs/benchmarks.md; with --quick "
+                    "build/benchmarks-quick.md, so a smoke check never replaces real figures)")
+    ap.add_argument("--plot", help="plot to write (default docs/img/benchmarks.png; with "
+                    "--quick build/benchmarks-quick.png)")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--report-only", metavar="JSON",
                     help="rewrite the page and plot from a --json file of an earlier run")
     args = ap.parse_args()
+    if args.quick:
+        args.doc = args.doc or os.path.join(ROOT, "build", "benchmarks-quick.md")
+        args.plot = args.plot or os.path.join(ROOT, "build", "benchmarks-quick.png")
+    args.doc = args.doc or os.path.join(ROOT, "docs", "benchmarks.md")
+    args.plot = args.plot or os.path.join(ROOT, "docs", "img", "benchmarks.png")
     if args.report_only:
         return report_only(args)
     s = SETTINGS["quick" if args.quick else "full"]

@@ -416,7 +416,9 @@ def write(args, cmd, machine, settings, results, select_table, notes, pys):
         "`--litert-venv`, `--lce-venv`) from `benchmarks/requirements-litert.txt` and "
         "`benchmarks/requirements-lce.txt`, builds the random-weight files into "
         "`build/peers-models/` (rebuilt when `benchmarks/peers/nets.py` changes), and "
-        "rewrites this page and the plot.",
+        "rewrites this page and the plot (`--quick` writes `build/benchmarks-quick.md` and "
+        "`.png` instead, so a smoke check never replaces these figures). `--json FILE` keeps "
+        "the raw results; `--report-only FILE` re-renders the page from them.",
         "",
     ]
     with open(args.doc, "w") as f:
