@@ -133,11 +133,38 @@ def run_worker(args, pys, runtime, model, threads, s, extra=(), batch=True, eval
     return {"ok": False, "error": f"exit {r.returncode}: {' | '.join(tail)}"}
 
 
-def lce_file(out, net, batch, pretrained):
-    src = pretrained if pretrained and os.path.exists(
-        os.path.join(pretrained, f"{net}_lce.tflite")) else out
-    return (os.path.join(src, f"{net}_lce.tflite"),
-            os.path.join(src, f"{net}_lce_b{batch}.tflite"))
+def pretrained_file(args, net, kind):
+    """A trained file for (net, kind) from --pretrained, or None. kind: ebnn,
+    fp32, int8, lce or lce_bN; names NET.ebnn and NET_KIND.tflite or
+    NET.KIND.tflite, where NET is renamed by --pretrained-as."""
+    if not args.pretrained:
+        return None
+    stem = dict(args.pretrained_as).get(net, net)
+    names = [f"{stem}.ebnn"] if kind == "ebnn" else [f"{stem}_{kind}.tflite",
+                                                     f"{stem}.{kind}.tflite"]
+    for name in names:
+        path = os.path.join(args.pretrained, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def model_path(args, runtime, net):
+    """(file, trained?) that a runtime times for a network."""
+    kind = {"edgebnn": "ebnn", "tflite-fp32": "fp32", "tflite-int8": "int8"}[runtime]
+    trained = pretrained_file(args, net, kind)
+    if trained:
+        return trained, True
+    return os.path.join(args.models, RUNTIMES[runtime][2].format(net=net)), False
+
+
+def lce_file(args, net):
+    """(batch-1 file, batch-N file, trained?) for LCE: both trained or both random."""
+    one, many = pretrained_file(args, net, "lce"), pretrained_file(args, net, f"lce_b{args.batch}")
+    if one and many:
+        return one, many, True
+    return (os.path.join(args.models, f"{net}_lce.tflite"),
+            os.path.join(args.models, f"{net}_lce_b{args.batch}.tflite"), False)
 
 
 def select_lce_options(args, pys, cases, s, out):
@@ -148,7 +175,7 @@ def select_lce_options(args, pys, cases, s, out):
     table, best = [], {}
     quick = dict(s, runs=s["select_runs"], warmup=max(3, s["warmup"] // 2))
     for net, threads in cases:
-        one, _ = lce_file(out, net, args.batch, args.pretrained)
+        one = lce_file(args, net)[0]
         timings, mins = {}, {}
         for opt in LCE_OPTIONS:
             r = run_worker(args, pys, "lce", one, threads, quick, ["--option", opt], batch=False)
@@ -187,7 +214,7 @@ def eval_data(args, net, ebnn_path, out, n):
     return path
 
 
-RUN_ARGS = ("quick", "networks", "threads", "batch", "reps", "pretrained")
+RUN_ARGS = ("quick", "networks", "threads", "batch", "reps", "pretrained", "pretrained_as")
 
 
 def report_only(args):
@@ -221,15 +248,15 @@ def ebnn_contents(path):
     return kinds
 
 
-def op_counts(args, model_path):
+def op_counts(args):
     """{file name: {op: count}} of every file the run times (one process
     with TensorFlow's flatbuffer analyzer; see peers/op_counts.py)."""
     files = []
     for net in args.networks:
-        files += [model_path(r, net)[0] for r in ("edgebnn", "tflite-fp32", "tflite-int8")]
+        files += [model_path(args, r, net)[0] for r in ("edgebnn", "tflite-fp32", "tflite-int8")]
         if not args.no_lce:
             variants = [net] + ([nets.LCE_VARIANTS[net][0]] if net in nets.LCE_VARIANTS else [])
-            files += [lce_file(args.models, v, args.batch, args.pretrained)[0] for v in variants]
+            files += [lce_file(args, v)[0] for v in variants]
     files = [f for f in files if os.path.exists(f)]
     out = os.path.join(args.models, "op-counts.json")
     r = subprocess.run([sys.executable, os.path.join(PEERS, "op_counts.py"), out, *files],
@@ -256,6 +283,10 @@ def main():
     ap.add_argument("--pretrained", help="folder of trained files NET.ebnn, NET_fp32.tflite, "
                     "NET_int8.tflite, NET_lce.tflite, NET_lce_b32.tflite: used instead of the "
                     "random ones where present, and scored for accuracy")
+    ap.add_argument("--pretrained-as", nargs="+", default=[], metavar="NET=STEM",
+                    type=lambda v: tuple(v.split("=", 1)) if "=" in v else ap.error(
+                        f"--pretrained-as wants NET=STEM, got {v!r}"),
+                    help="file stem of a network in --pretrained, e.g. lenet=lenet_binary")
     ap.add_argument("--data", help="dataset root (default: $EDGEBNN_DATA or ../shared/datasets)")
     ap.add_argument("--litert-venv", default=os.path.join(os.path.dirname(ROOT), "venv-litert"))
     ap.add_argument("--lce-venv", default=os.path.join(os.path.dirname(ROOT), "venv-lce"))
@@ -289,16 +320,9 @@ def main():
             log(notes[-1])
     build_models(args, pys, args.networks, args.models)
 
-    # which file each (runtime, net) uses; pretrained where present
-    def model_path(runtime, net):
-        name = RUNTIMES[runtime][2].format(net=net)
-        if args.pretrained and os.path.exists(os.path.join(args.pretrained, name)):
-            return os.path.join(args.pretrained, name), True
-        return os.path.join(args.models, name), False
-
-    machine["ebnn_contents"] = {net: ebnn_contents(model_path("edgebnn", net)[0])
+    machine["ebnn_contents"] = {net: ebnn_contents(model_path(args, "edgebnn", net)[0])
                                 for net in args.networks}
-    machine["op_counts"] = op_counts(args, model_path)
+    machine["op_counts"] = op_counts(args)
     lce_nets = []
     if "lce" in pys:
         for net in args.networks:
@@ -314,7 +338,7 @@ def main():
     evals = {}
     if args.pretrained:
         for net in args.networks:
-            path, trained = model_path("edgebnn", net)
+            path, trained = model_path(args, "edgebnn", net)
             if trained:
                 evals[net] = eval_data(args, net, path, args.models, s["eval_samples"])
 
@@ -329,15 +353,13 @@ def main():
                 for runtime, file_net in runtimes:          # A B C D, then again
                     extra, trained = [], False
                     if runtime == "lce":
-                        one, batch_file = lce_file(args.models, file_net, args.batch,
-                                                   args.pretrained)
-                        trained = one.startswith(args.pretrained or "\0")
+                        one, batch_file, trained = lce_file(args, file_net)
                         opt = best.get((file_net, threads))
                         if opt is None:
                             continue
                         path, extra = one, ["--option", opt, "--model-batch", batch_file]
                     else:
-                        path, trained = model_path(runtime, net)
+                        path, trained = model_path(args, runtime, net)
                     r = run_worker(args, pys, runtime, path, threads, s, extra,
                                    eval_path=evals.get(net) if trained and rep == 1 else None)
                     r.update(net=net, file_net=file_net, runtime=runtime, threads=threads,
@@ -348,8 +370,10 @@ def main():
                     log(report.one_line(r))
     machine.update(report.machine_info(load_before=False))
     machine["seconds"] = time.time() - started
-    cmd = "python benchmarks/peers.py" + (" --quick" if args.quick else "") + (
-        f" --pretrained {args.pretrained}" if args.pretrained else "")
+    cmd = " ".join(["python benchmarks/peers.py"] + (["--quick"] if args.quick else [])
+                   + ([f"--pretrained {args.pretrained}"] if args.pretrained else [])
+                   + ([f"--pretrained-as {' '.join('='.join(p) for p in args.pretrained_as)}"]
+                      if args.pretrained_as else []))
     if args.json:
         meta = {k: getattr(args, k) for k in RUN_ARGS}
         with open(args.json, "w") as f:
