@@ -409,8 +409,7 @@ def write(args, cmd, machine, settings, results, select_table, notes, pys):
         "also be named `NET.fp32.tflite` etc. (the exporter's names), and `--pretrained-as "
         "lenet=lenet_binary` maps a network to another file stem. Each file's accuracy is "
         "its own: the exporter's `--tflite` twins keep activations real-valued, so they do "
-        "not compute the binarized network and score differently (on the first trained "
-        "LeNet: .ebnn 0.9855, its fp32/int8 twins 0.355 on 2000 MNIST test images).",
+        "not compute the binarized network and score differently.",
         "",
         "## Reproduce",
         "",
