@@ -343,7 +343,8 @@ def write(args, cmd, machine, settings, results, select_table, notes, pys):
         "`p90` the worse.",
         "- Peak RSS is the worker's `ru_maxrss` (Python + numpy + runtime + model + "
         "activations); in brackets the part above the baseline taken after importing the "
-        "runtime, before loading the model.",
+        "runtime, before loading the model (0 where importing the runtime peaked higher than "
+        "running the model ever did).",
         "- Ratios: peer time / edgebnn time (> 1: edgebnn is faster); for throughput, "
         "edgebnn images/s / peer images/s.",
         "- edgebnn runs through the public API only (`edgebnn.load`, `Model.threads`, "
