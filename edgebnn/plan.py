@@ -1,0 +1,204 @@
+"""From a folded graph to a compiled execution plan (edgebnn._engine.Plan):
+every op becomes one C step over buffers allocated here once, so a run is
+one call into C (one OpenMP region, the GIL released) however many layers
+the model has. A plan is built per (batch size, threads, input dtype).
+
+What the builder decides:
+  - bits stay packed between binary layers; a float activation feeding a
+    binary layer is packed by one bitpack step, shared by all its consumers;
+  - K (input_scaling mean_abs): a K-map step from a float input, or for a
+    packed (+-1) input the window coverage, constant, computed here once;
+  - add(y, s) where y is a float conv/dense output with no clamp used only
+    by that add: fused into y's output stage (the `residual` pointer);
+  - flatten is a reshaped view of the same buffer (no step).
+"""
+import numpy as np
+
+_KINDS = {("fused_conv2d", "binary"): "bconv", ("fused_conv2d", "binary_weights"): "wconv",
+          ("fused_conv2d", "float"): "fconv", ("fused_dense", "binary"): "bdense",
+          ("fused_dense", "binary_weights"): "wdense", ("fused_dense", "float"): "fdense"}
+
+
+def _clamp(c):
+    if c is None:
+        return None
+    lo, hi = c
+    return (-np.inf if lo is None else lo, np.inf if hi is None else hi)
+
+
+def residual_fusions(graph):
+    """{fused op name: the add it absorbs} where the add's other input is
+    computed before the fused op (so it exists when the conv writes)."""
+    index = {op.name: i for i, op in enumerate(graph.ops)}
+    index[graph.input.name] = -1
+    fusions = {}
+    for op in graph.ops:
+        if op.type != "add":
+            continue
+        for mine, other in ((op.inputs[0], op.inputs[1]), (op.inputs[1], op.inputs[0])):
+            prod = graph.by_name.get(mine)
+            if (prod is not None and prod.type in _FUSABLE and prod.attrs["output"] == "float"
+                    and prod.attrs["clamp"] is None and mine != graph.output
+                    and len(graph.consumers(mine)) == 1 and mine != other
+                    and index[other] < index[mine] and mine not in fusions):
+                fusions[mine] = op
+                break
+    return fusions
+
+
+_FUSABLE = ("fused_conv2d", "fused_dense")
+
+
+class Params:
+    """Per-model constants shared by all its plans: widened parameters,
+    batchnorm vectors, K coverage maps."""
+
+    def __init__(self, graph, engine):
+        self.graph, self.eng = graph, engine
+        self.fused = {}
+        self.coverage = {}
+        self.residual = residual_fusions(graph)
+        for op in graph.ops:
+            if op.type in _FUSABLE:
+                p = op.compute_params()
+                w = np.ascontiguousarray(p["weight"])
+                self.fused[op.name] = {k: np.ascontiguousarray(v) for k, v in p.items()}
+                self.fused[op.name]["weight"] = w
+            elif op.type == "batchnorm":
+                p = op.compute_params()
+                scale = p["gamma"] / np.sqrt(p["var"] + np.float32(op.attrs["eps"]))
+                self.fused[op.name] = {k: np.ascontiguousarray(v, np.float32) for k, v in
+                                       (("mean", p["mean"]), ("scale", scale),
+                                        ("beta", p["beta"]))}
+
+    def coverage_map(self, op, h, w):
+        """K of a packed input: mean |x| is 1, so K is the window coverage."""
+        key = (op.name, h, w)
+        if key not in self.coverage:
+            a = op.attrs
+            ones = np.ones((1, h, w, 1), np.float32)
+            self.coverage[key] = self.eng.kmap(ones, a["kernel"], a["strides"], a["padding"])[0]
+        return self.coverage[key]
+
+
+class CompiledPlan:
+    """A sealed engine Plan with its input buffer and output view."""
+
+    def __init__(self, plan, input_buffer, output, names):
+        self.plan, self.input, self.output, self.values = plan, input_buffer, output, names
+
+    def run(self, threads):
+        self.plan.run(threads)
+        return self.output
+
+
+def build(graph, params, batch, threads, uint8_input=False):
+    """CompiledPlan of `graph` (folded) for inputs [batch, *input shape]."""
+    eng = params.eng
+    plan = eng.Plan(threads)
+    spec = graph.input
+    shape = (batch,) + tuple(spec.shape)
+    if uint8_input:
+        raw = np.zeros(shape, np.uint8)
+        pre, c = spec.preprocess, shape[-1]
+        if pre is None:
+            mean, std, scale, invert = 0.0, 1.0, 1.0, False
+        else:
+            mean, std, scale, invert = pre["mean"], pre["std"], pre["scale"], pre["invert"]
+        vec = lambda v: np.ascontiguousarray(np.broadcast_to(np.asarray(v, np.float32), (c,)))  # noqa: E731
+        x0 = plan.rows("u8_input", spec.name, raw, a=vec(mean), b=vec(std), lo=np.float32(scale),
+                       radius=int(bool(invert)))
+        input_buffer = raw
+    else:
+        x0 = input_buffer = np.zeros(shape, np.float32)
+    values = {spec.name: x0}
+    packed = {}
+
+    def packed_of(name):
+        v = values[name]
+        if v.dtype == np.uint64:
+            return v
+        if name not in packed:
+            packed[name] = plan.rows("bitpack", name + "/bitpack", v)
+        return packed[name]
+
+    aliases = {}            # add name -> the fused op whose output it is
+    for op in graph.ops:
+        a, ins = op.attrs, [values.get(n) for n in op.inputs]
+        if op.type in _FUSABLE:
+            values[op.name] = _fused(plan, params, op, op.inputs[0], values, packed_of, batch)
+            if op.name in params.residual:
+                aliases[params.residual[op.name].name] = op.name
+        elif op.type == "add" and op.name in aliases:
+            values[op.name] = values[aliases[op.name]]
+        elif op.type == "add":
+            values[op.name] = plan.rows("add", op.name, ins[0], ins[1])
+        elif op.type == "maxpool" and ins[0].dtype == np.uint64:
+            values[op.name] = plan.spatial("maxpool_bits", op.name, ins[0], op.shape[-1],
+                                           a["pool"], a["strides"], a["padding"])
+        elif op.type in ("maxpool", "avgpool"):
+            values[op.name] = plan.spatial(op.type, op.name, ins[0], ins[0].shape[-1],
+                                           a["pool"], a["strides"], a["padding"])
+        elif op.type == "global_avgpool":
+            values[op.name] = plan.global_avgpool(op.name, ins[0])
+        elif op.type == "batchnorm":
+            p = params.fused[op.name]
+            values[op.name] = plan.rows("affine", op.name, ins[0], a=p["mean"], b=p["scale"],
+                                        d=p["beta"])
+        elif op.type in ("relu", "hardtanh"):
+            lo, hi = (0.0, np.inf) if op.type == "relu" else (-1.0, 1.0)
+            values[op.name] = plan.rows("clamp", op.name, ins[0], lo=lo, hi=hi)
+        elif op.type == "sign":
+            values[op.name] = plan.rows("sign", op.name, ins[0])
+        elif op.type == "lrn":
+            values[op.name] = plan.rows("lrn", op.name, ins[0], lo=a["bias"], hi=a["alpha"],
+                                        beta=a["beta"], radius=a["depth_radius"])
+        elif op.type == "softmax":
+            values[op.name] = plan.rows("softmax", op.name, ins[0])
+        elif op.type == "flatten":
+            values[op.name] = ins[0].reshape(batch, -1)
+        else:
+            raise ValueError(f"op {op.name!r}: type {op.type!r} must be folded first")
+    out = values[graph.output]
+    if out.dtype != np.float32:
+        raise ValueError(f"output {graph.output!r} is packed bits; a model must end in floats")
+    plan.seal()
+    return CompiledPlan(plan, input_buffer, out.reshape((batch,) + tuple(graph.shape_of(graph.output))), values)
+
+
+def _fused(plan, params, op, src, values, packed_of, batch):
+    a, p = op.attrs, params.fused[op.name]
+    kind = _KINDS[(op.type, a["scheme"])]
+    conv = op.type == "fused_conv2d"
+    x = packed_of(src) if a["scheme"] == "binary" else values[src]
+    if not conv and x.ndim != 2:
+        raise ValueError(f"op {op.name!r}: dense input must be [N, features]")
+    stage = {"out": a["output"]}
+    if "thresholds" in p:
+        stage.update(thresholds=p["thresholds"], flip=p["flip"])
+    else:
+        stage.update(mul=p.get("mul"), bias=p.get("bias"), clamp=_clamp(a["clamp"]))
+        if a["input_scaling"] == "mean_abs":
+            stage["pixel_scale"] = _kscale(plan, params, op, src, values, batch)
+    if op.name in params.residual:
+        add = params.residual[op.name]
+        other = add.inputs[1] if add.inputs[0] == op.name else add.inputs[0]
+        stage["residual"] = values[other]
+    if conv:
+        return plan.conv(kind, op.name, x, p["weight"], op.fan_in, a["kernel"], a["strides"],
+                         a["padding"], **stage)
+    return plan.dense(kind, op.name, x, p["weight"], op.fan_in, **stage)
+
+
+def _kscale(plan, params, op, src, values, batch):
+    x = values[src]
+    a = op.attrs
+    if op.type == "fused_dense":
+        if x.dtype == np.uint64:
+            return np.ones(batch, np.float32)
+        return plan.rows("mean_abs", op.name + "/K", x)
+    if x.dtype != np.uint64:
+        return plan.spatial("kmap", op.name + "/K", x, x.shape[-1], a["kernel"], a["strides"],
+                            a["padding"])
+    cov = params.coverage_map(op, x.shape[1], x.shape[2])
+    return np.ascontiguousarray(np.broadcast_to(cov, (batch,) + cov.shape))
