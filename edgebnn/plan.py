@@ -92,8 +92,10 @@ class CompiledPlan:
         return self.output
 
 
-def build(graph, params, batch, threads, uint8_input=False):
-    """CompiledPlan of `graph` (folded) for inputs [batch, *input shape]."""
+def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
+    """CompiledPlan of `graph` (folded) for inputs [batch, *input shape].
+    fuse_residual=False keeps every add a step of its own (so each op's own
+    output stays visible, for layer-by-layer comparisons)."""
     eng = params.eng
     plan = eng.Plan(threads)
     spec = graph.input
@@ -122,13 +124,15 @@ def build(graph, params, batch, threads, uint8_input=False):
             packed[name] = plan.rows("bitpack", name + "/bitpack", v)
         return packed[name]
 
+    residual = params.residual if fuse_residual else {}
     aliases = {}            # add name -> the fused op whose output it is
     for op in graph.ops:
         a, ins = op.attrs, [values.get(n) for n in op.inputs]
         if op.type in _FUSABLE:
-            values[op.name] = _fused(plan, params, op, op.inputs[0], values, packed_of, batch)
-            if op.name in params.residual:
-                aliases[params.residual[op.name].name] = op.name
+            add = residual.get(op.name)
+            values[op.name] = _fused(plan, params, op, add, values, packed_of, batch)
+            if add is not None:
+                aliases[add.name] = op.name
         elif op.type == "add" and op.name in aliases:
             values[op.name] = values[aliases[op.name]]
         elif op.type == "add":
@@ -163,11 +167,13 @@ def build(graph, params, batch, threads, uint8_input=False):
     if out.dtype != np.float32:
         raise ValueError(f"output {graph.output!r} is packed bits; a model must end in floats")
     plan.seal()
-    return CompiledPlan(plan, input_buffer, out.reshape((batch,) + tuple(graph.shape_of(graph.output))), values)
+    out = out.reshape((batch,) + tuple(graph.shape_of(graph.output)))
+    return CompiledPlan(plan, input_buffer, out, values)
 
 
-def _fused(plan, params, op, src, values, packed_of, batch):
-    a, p = op.attrs, params.fused[op.name]
+def _fused(plan, params, op, add, values, packed_of, batch):
+    """The conv/dense step of op; `add` (or None) is fused in as its residual."""
+    a, p, src = op.attrs, params.fused[op.name], op.inputs[0]
     kind = _KINDS[(op.type, a["scheme"])]
     conv = op.type == "fused_conv2d"
     x = packed_of(src) if a["scheme"] == "binary" else values[src]
@@ -180,8 +186,7 @@ def _fused(plan, params, op, src, values, packed_of, batch):
         stage.update(mul=p.get("mul"), bias=p.get("bias"), clamp=_clamp(a["clamp"]))
         if a["input_scaling"] == "mean_abs":
             stage["pixel_scale"] = _kscale(plan, params, op, src, values, batch)
-    if op.name in params.residual:
-        add = params.residual[op.name]
+    if add is not None:
         other = add.inputs[1] if add.inputs[0] == op.name else add.inputs[0]
         stage["residual"] = values[other]
     if conv:

@@ -67,6 +67,7 @@ cdef class Plan:
     cdef list keep
     cdef readonly list names
     cdef bint sealed
+    cdef bint pending       # the last step's add raised before completing
 
     def __cinit__(self, int threads):
         if not 1 <= threads <= 256:
@@ -81,9 +82,17 @@ cdef class Plan:
     def __len__(self):
         return self.n
 
+    cdef _drop_pending(self):
+        """Forget a step whose add raised half-way (never run a half-made step)."""
+        if self.pending:
+            self.n -= 1
+            self.names.pop()
+            self.pending = False
+
     cdef ebnn_step *_new(self, int kind, name) except NULL:
         if self.sealed:
             raise ValueError("plan is sealed: no more steps")
+        self._drop_pending()
         cdef ebnn_step *grown
         if self.n == self.cap:
             grown = <ebnn_step *>realloc(self.steps, (2 * self.cap + 8) * sizeof(ebnn_step))
@@ -94,6 +103,7 @@ cdef class Plan:
         memset(s, 0, sizeof(ebnn_step))
         s.kind = kind
         self.n += 1
+        self.pending = True     # cleared by the add once every field is set
         self.names.append(str(name))
         return s
 
@@ -132,6 +142,7 @@ cdef class Plan:
             self._need_scratch(ebnn_wconv2d_scratch_bytes(&s.g))
         else:
             self._need_scratch(ebnn_fconv2d_scratch_bytes(&s.g))
+        self.pending = False
         return r.array.reshape(s.g.n, s.g.out_h, s.g.out_w, -1)
 
     def dense(self, kind, name, x, w, int in_c, out="float", mul=None, bias=None,
@@ -154,6 +165,7 @@ cdef class Plan:
         self.keep += [x, w, r]
         if binary:
             self._need_scratch(ebnn_bdense_scratch_bytes(b, in_c, o_c))
+        self.pending = False
         return r.array
 
     def spatial(self, kind, name, x, int channels, window, strides, padding):
@@ -172,6 +184,7 @@ cdef class Plan:
         res = np.empty(shape, np.uint64 if bits else np.float32)
         s.out = cnp.PyArray_DATA(<cnp.ndarray>res)
         self.keep += [x, res]
+        self.pending = False
         return res
 
     def global_avgpool(self, name, x):
@@ -182,6 +195,7 @@ cdef class Plan:
         res = np.empty((n, c), np.float32)
         s.out = cnp.PyArray_DATA(<cnp.ndarray>res)
         self.keep += [x, res]
+        self.pending = False
         return res
 
     def rows(self, kind, name, x, x2=None, a=None, b=None, d=None, float lo=0, float hi=0,
@@ -220,12 +234,14 @@ cdef class Plan:
             res = np.empty(x.shape, np.float32)
         s.out = cnp.PyArray_DATA(<cnp.ndarray>res)
         self.keep += [x, x2, res]
+        self.pending = False
         return res
 
     def seal(self):
         """Allocate the scratch all steps share (they run one after another)."""
         if self.sealed:
             return
+        self._drop_pending()
         cdef size_t base = 0
         cdef int i
         if self.scratch_need:
