@@ -27,8 +27,10 @@ def _clamp(c):
 
 
 def residual_fusions(graph):
-    """{fused op name: the add it absorbs} where the add's other input is
-    computed before the fused op (so it exists when the conv writes)."""
+    """{fused op name: (the add it absorbs, relu/hardtanh after the add or
+    None)} where the add's other input is computed before the fused op (so
+    it exists when the conv writes). The activation becomes the stage's
+    clamp, which the kernels apply after the residual."""
     index = {op.name: i for i, op in enumerate(graph.ops)}
     index[graph.input.name] = -1
     fusions = {}
@@ -41,7 +43,10 @@ def residual_fusions(graph):
                     and prod.attrs["clamp"] is None and mine != graph.output
                     and len(graph.consumers(mine)) == 1 and mine != other
                     and index[other] < index[mine] and mine not in fusions):
-                fusions[mine] = op
+                act = graph.consumers(op.name)
+                act = act[0] if (len(act) == 1 and op.name != graph.output
+                                 and act[0].type in ("relu", "hardtanh")) else None
+                fusions[mine] = (op, act)
                 break
     return fusions
 
@@ -132,8 +137,10 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
             add = residual.get(op.name)
             values[op.name] = _fused(plan, params, op, add, values, packed_of, batch)
             if add is not None:
-                aliases[add.name] = op.name
-        elif op.type == "add" and op.name in aliases:
+                aliases[add[0].name] = op.name
+                if add[1] is not None:
+                    aliases[add[1].name] = op.name
+        elif op.name in aliases:             # a fused add or its activation
             values[op.name] = values[aliases[op.name]]
         elif op.type == "add":
             values[op.name] = plan.rows("add", op.name, ins[0], ins[1])
@@ -172,7 +179,8 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
 
 
 def _fused(plan, params, op, add, values, packed_of, batch):
-    """The conv/dense step of op; `add` (or None) is fused in as its residual."""
+    """The conv/dense step of op; `add` (None or (add, activation or None)) is
+    fused in as its residual (and clamp)."""
     a, p, src = op.attrs, params.fused[op.name], op.inputs[0]
     kind = _KINDS[(op.type, a["scheme"])]
     conv = op.type == "fused_conv2d"
@@ -187,8 +195,11 @@ def _fused(plan, params, op, add, values, packed_of, batch):
         if a["input_scaling"] == "mean_abs":
             stage["pixel_scale"] = _kscale(plan, params, op, src, values, batch)
     if add is not None:
+        add, act = add
         other = add.inputs[1] if add.inputs[0] == op.name else add.inputs[0]
         stage["residual"] = values[other]
+        if act is not None:
+            stage["clamp"] = (0.0, np.inf) if act.type == "relu" else (-1.0, 1.0)
     if conv:
         return plan.conv(kind, op.name, x, p["weight"], op.fan_in, a["kernel"], a["strides"],
                          a["padding"], **stage)

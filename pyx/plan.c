@@ -17,17 +17,22 @@ static void elementwise(const ebnn_step *s, int tid, int nthreads)
 {
     int64_t begin, end, c = s->in_c;
     ebnn_split(s->rows, tid, nthreads, &begin, &end);
-    const float *x = s->in, *y = s->in2;
-    float *out = s->out;
+    const float *restrict x = s->in, *restrict y = s->in2;
+    float *restrict out = s->out;
     switch (s->kind) {
     case EBNN_STEP_ADD:
         for (int64_t i = begin * c; i < end * c; i++)
             out[i] = x[i] + y[i];
         break;
-    case EBNN_STEP_CLAMP:
-        for (int64_t i = begin * c; i < end * c; i++)
-            out[i] = fminf(fmaxf(x[i], s->lo), s->hi);
+    case EBNN_STEP_CLAMP: {
+        /* compare-select (not fminf/fmaxf) vectorizes and keeps NaN as NaN */
+        const float lo = s->lo, hi = s->hi;
+        for (int64_t i = begin * c; i < end * c; i++) {
+            float v = x[i];
+            out[i] = v < lo ? lo : (v > hi ? hi : v);
+        }
         break;
+    }
     case EBNN_STEP_SIGN:
         for (int64_t i = begin * c; i < end * c; i++)
             out[i] = x[i] < 0.0f ? -1.0f : 1.0f;

@@ -47,6 +47,11 @@ _ROW_KINDS = {"add": (EBNN_STEP_ADD, np.float32), "clamp": (EBNN_STEP_CLAMP, np.
               "bitpack": (EBNN_STEP_BITPACK, np.float32)}
 
 
+_STEP_NAMES = {v[0] if isinstance(v, tuple) else v: k for table in
+               (_CONV_KINDS, _DENSE_KINDS, _SPATIAL_KINDS, _ROW_KINDS) for k, v in table.items()}
+_STEP_NAMES[EBNN_STEP_GLOBAL_AVGPOOL] = "global_avgpool"
+
+
 cdef void *_data(arr, name, dtype, Py_ssize_t count) except NULL:
     """Address of a C-contiguous array of `dtype` holding exactly count values."""
     _need(arr, name, dtype)
@@ -104,7 +109,7 @@ cdef class Plan:
         s.kind = kind
         self.n += 1
         self.pending = True     # cleared by the add once every field is set
-        self.names.append(str(name))
+        self.names.append(f"{name} ({_STEP_NAMES[kind]})")
         return s
 
     cdef _need_scratch(self, size_t per_thread):

@@ -166,7 +166,7 @@ def test_plan_rejects_bad_arguments():
         ENGINE.Plan(0)
     x = np.array([[-2, 0, 3]], np.float32)
     y = plan.rows("sign", "s", x)
-    assert len(plan) == 1 and plan.names == ["s"]      # failed adds left no step
+    assert len(plan) == 1 and plan.names == ["s (sign)"]      # failed adds left no step
     with pytest.raises(ValueError, match="nthreads"):
         plan.run(2)
     plan.run(1)
