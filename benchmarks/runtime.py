@@ -85,11 +85,17 @@ def timings(fn, runs):
 def overhead_row(name, model, x, threads, runs):
     model.threads = threads
     run = timings(lambda: model.run(x), runs)
+    key = (1, threads, False)
+    cp = model._checkout(key)       # the very plan Model.run uses, called bare
+    try:
+        bare = np.median(timings(lambda: cp.plan.run(threads), runs))
+    finally:
+        model._checkin(key, cp)
     prof = np.array([[t for _, t in model.profile(x)] for _ in range(runs // 4 or 1)])
     kernels = np.median(prof.sum(axis=1))
     med, p90 = np.median(run), np.percentile(run, 90)
-    print(f"{name:<10} {threads:>3} {med * 1e6:>10.1f} {p90 * 1e6:>10.1f} {kernels * 1e6:>12.1f} "
-          f"{(med - kernels) * 1e6:>12.1f}")
+    print(f"{name:<10} {threads:>3} {med * 1e6:>10.1f} {p90 * 1e6:>10.1f} {bare * 1e6:>10.1f} "
+          f"{kernels * 1e6:>10.1f} {(med - kernels) * 1e6:>10.1f} {(med - bare) * 1e6:>10.1f}")
     return model.profile(x, repeats=max(1, runs // 4))
 
 
@@ -100,10 +106,11 @@ def main():
     ap.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
     args = ap.parse_args()
     built = {}
-    print("batch 1; times in microseconds; overhead = Model.run median - sum of step "
-          "medians (target < 10 us)")
-    print(f"{'model':<10} {'thr':>3} {'run med':>10} {'run p90':>10} {'steps sum':>12} "
-          f"{'overhead':>12}")
+    print("batch 1, times in microseconds (medians unless p90). run: Model.run; plan.run: the\n"
+          "same compiled plan called bare; steps: sum of the steps' own times clocked in C;\n"
+          "overhead = run - steps (Python + entering C; target < 10 us); py = run - plan.run")
+    print(f"{'model':<10} {'thr':>3} {'run':>10} {'run p90':>10} {'plan.run':>10} {'steps':>10} "
+          f"{'overhead':>10} {'py':>10}")
     tables = {}
     for name in args.models:
         model = Model(MODELS[name](np.random.default_rng(0)))
