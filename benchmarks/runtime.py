@@ -83,19 +83,32 @@ def timings(fn, runs):
 
 
 def overhead_row(name, model, x, threads, runs):
+    """Model.run, the same plan called bare and the plan's own step times,
+    measured back to back in each iteration so that machine noise (other
+    processes preempting us) hits all three alike; the overheads are medians
+    of the per-iteration differences."""
     model.threads = threads
-    run = timings(lambda: model.run(x), runs)
     key = (1, threads, False)
+    model.run(x)
     cp = model._checkout(key)       # the very plan Model.run uses, called bare
-    try:
-        bare = np.median(timings(lambda: cp.plan.run(threads), runs))
-    finally:
+    model._checkin(key, cp)
+    for _ in range(max(20, runs // 20)):    # warm caches and the OpenMP team
+        model.run(x)
+    run, bare, steps = np.empty(runs), np.empty(runs), np.empty(runs)
+    for i in range(runs):
+        t = time.perf_counter()
+        model.run(x)
+        run[i] = time.perf_counter() - t
+        cp = model._checkout(key)
+        t = time.perf_counter()
+        cp.plan.run(threads)
+        bare[i] = time.perf_counter() - t
+        steps[i] = cp.plan.profile(threads).sum()
         model._checkin(key, cp)
-    prof = np.array([[t for _, t in model.profile(x)] for _ in range(runs // 4 or 1)])
-    kernels = np.median(prof.sum(axis=1))
     med, p90 = np.median(run), np.percentile(run, 90)
-    print(f"{name:<10} {threads:>3} {med * 1e6:>10.1f} {p90 * 1e6:>10.1f} {bare * 1e6:>10.1f} "
-          f"{kernels * 1e6:>10.1f} {(med - kernels) * 1e6:>10.1f} {(med - bare) * 1e6:>10.1f}")
+    print(f"{name:<10} {threads:>3} {med * 1e6:>10.1f} {p90 * 1e6:>10.1f} "
+          f"{np.median(bare) * 1e6:>10.1f} {np.median(steps) * 1e6:>10.1f} "
+          f"{np.median(run - steps) * 1e6:>10.1f} {np.median(run - bare) * 1e6:>10.1f}")
     return model.profile(x, repeats=max(1, runs // 4))
 
 
@@ -108,7 +121,8 @@ def main():
     built = {}
     print("batch 1, times in microseconds (medians unless p90). run: Model.run; plan.run: the\n"
           "same compiled plan called bare; steps: sum of the steps' own times clocked in C;\n"
-          "overhead = run - steps (Python + entering C; target < 10 us); py = run - plan.run")
+          "overhead = median of (run - steps) per iteration (Python + entering C; target < 10 us);\n"
+          "py = median of (run - plan.run) per iteration (Python alone)")
     print(f"{'model':<10} {'thr':>3} {'run':>10} {'run p90':>10} {'plan.run':>10} {'steps':>10} "
           f"{'overhead':>10} {'py':>10}")
     tables = {}
