@@ -66,6 +66,8 @@ def test_summary_and_sizes(alex):
     conv = rows[0]
     assert conv["weight_bits"] == 32 and conv["macs"] == 8 * 8 * 12 * 5 * 5 * 3
     assert any(r["weight_bits"] == 1 and r["op"].endswith("-> bits") for r in rows)
+    assert conv["in_shape"] == [[16, 16, 3]] and conv["activation"] in ("float", "bits")
+    assert all(r["shape"] == list(op.shape) for r, op in zip(rows, model.plan.ops))
     stored, as_float = model.sizes()
     assert stored == sum(a.nbytes for a in graph.tensors().values())
     assert as_float > stored
