@@ -211,6 +211,8 @@ cdef class Plan:
         if kind not in _ROW_KINDS:
             raise ValueError(f"row kind must be one of {sorted(_ROW_KINDS)}, got {kind!r}")
         step_kind, dtype = _ROW_KINDS[kind]
+        if kind == "mean_abs" and x.ndim != 2:
+            raise ValueError(f"mean_abs needs x [batch, features], got shape {x.shape}")
         cdef ebnn_step *s = self._new(step_kind, name)
         c = x.shape[x.ndim - 1]
         s.in_c, s.rows = c, x.size // c

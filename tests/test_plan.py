@@ -156,6 +156,8 @@ def test_plan_rejects_bad_arguments():
         plan.rows("add", "a", np.zeros((2, 3), np.float32), np.zeros((3, 3), np.float32))
     with pytest.raises(ValueError, match="C-contiguous"):
         plan.rows("clamp", "c", np.zeros((3, 4), np.float32)[:, :2])
+    with pytest.raises(ValueError, match=r"mean_abs needs x \[batch, features\]"):
+        plan.rows("mean_abs", "m", np.zeros((2, 3, 4), np.float32))
     with pytest.raises(ValueError, match="per-channel"):
         plan.rows("affine", "b", np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="dtype"):
