@@ -71,8 +71,15 @@ def cmd_info(args):
 def cmd_classify(args):
     model = _load(args.model)
     model.threads = args.threads
-    for path in args.images:
-        top = model.classify(path, top_k=args.top_k)
+    results = [(path, model.classify(path, top_k=args.top_k)) for path in args.images]
+    if args.json:
+        import json
+        print(json.dumps({"model": args.model, "executor": _executor_note(model),
+                          "results": [{"image": path, "top": [{"label": label, "probability": p}
+                                                              for label, p in top]}
+                                      for path, top in results]}, indent=1))
+        return 0
+    for path, top in results:
         print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
     print(f"({_executor_note(model)})")
     return 0
@@ -161,6 +168,7 @@ def build_parser():
     run_opts(s)
     s.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     s.add_argument("--top-k", type=_positive, default=5)
+    s.add_argument("--json", action="store_true", help="one JSON document on stdout")
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("eval", help="accuracy on a dataset",
@@ -182,7 +190,72 @@ def build_parser():
     s.add_argument("--runs", type=_positive, default=10)
     s.add_argument("--warmup", type=int, default=1)
     s.set_defaults(func=cmd_bench)
+    _add_demo_commands(sub)
     return p
+
+
+# ---------------------------------------------------------------- demos ---
+def _demos(module):
+    """A demos module, imported only when a demo command runs."""
+    import importlib
+    import importlib.util
+    if importlib.util.find_spec("edgebnn_demos") is not None:
+        return importlib.import_module(f"edgebnn_demos.{module}")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isdir(os.path.join(repo, "demos")) and repo not in sys.path:
+        sys.path.append(repo)     # a source checkout: demos/ beside edgebnn/
+    return importlib.import_module(f"demos.{module}")
+
+
+def _run_demo(module):
+    def cmd(args):
+        models = _demos("models")
+        try:
+            return _demos(module).run(args)
+        except models.DemoError as e:
+            print(f"edgebnn {args.command}: {e}", file=sys.stderr)
+            return e.code
+    return cmd
+
+
+def _add_demo_commands(sub):
+    def model_opt(s, default="lenet"):
+        s.add_argument("--model", default=default,
+                       help=f"lenet, resnet (the shipped models) or a .ebnn path (default {default})")
+        s.add_argument("--threads", type=_positive, default=1, help="worker threads (default 1)")
+
+    s = sub.add_parser("demo", help="classify test images in the terminal",
+                       description="Classify MNIST/CIFAR-10 test images, drawing a few of them.")
+    model_opt(s)
+    s.add_argument("--data", default=None,
+                   help="datasets folder (default: $EDGEBNN_DATA or ../shared/datasets)")
+    s.add_argument("--dataset", choices=("mnist", "cifar10"), default=None,
+                   help="default: from the model's input (grey -> mnist, colour -> cifar10)")
+    s.add_argument("--count", type=_positive, default=1000, help="images to classify (default 1000)")
+    s.add_argument("--show", type=int, default=3, help="images to draw (default 3)")
+    s.add_argument("--seed", type=int, default=0, help="which images are drawn")
+    s.add_argument("--batch", type=_positive, default=256)
+    s.add_argument("--ascii", action="store_true", help="plain ASCII pictures, no colours")
+    s.set_defaults(func=_run_demo("terminal_demo"))
+
+    s = sub.add_parser("serve", help="web page: draw or upload, see the prediction",
+                       description="Serve a page to draw a digit or upload a photo and see "
+                                   "the top-3 classes and the latency.")
+    model_opt(s)
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it to the LAN)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--tflite", default=None,
+                   help="float .tflite twin of the model, run side by side (needs ai_edge_litert)")
+    s.set_defaults(func=_run_demo("server"))
+
+    s = sub.add_parser("camera", help="classify camera frames continuously",
+                       description="Classify frames from a Pi camera (picamera2) or a USB "
+                                   "webcam (OpenCV), printing frames per second.")
+    model_opt(s)
+    s.add_argument("--device", type=int, default=0, help="OpenCV camera index (default 0)")
+    s.add_argument("--frames", type=_positive, default=None, help="stop after N frames")
+    s.set_defaults(func=_run_demo("camera"))
 
 
 def main(argv=None):
