@@ -26,6 +26,8 @@ from .models import DemoError
 
 MAX_BODY = 4 << 20          # bytes of one upload
 MAX_PIXELS = 1 << 25        # 32 Mpixel: bigger than any camera, far below a bomb
+MAX_DRAIN = 32 << 20        # an oversized upload up to this is read and dropped, so
+                            # browsers see the 413 instead of a reset connection
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".png": "image/png"}
@@ -129,6 +131,7 @@ class Classifier:
 class Handler(BaseHTTPRequestHandler):
     server_version = "edgebnn-demo"
     protocol_version = "HTTP/1.1"
+    timeout = 30                # seconds a silent client may hold a thread
 
     def log_message(self, fmt, *args):
         if not self.server.quiet:
@@ -168,6 +171,14 @@ class Handler(BaseHTTPRequestHandler):
                               CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream"))
         self._error(HTTPStatus.NOT_FOUND, f"no such page: {path}")
 
+    def _drain(self, length):
+        left = length if length <= MAX_DRAIN else 0
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                break
+            left -= len(chunk)
+
     def do_POST(self):
         if self.path.split("?", 1)[0] != "/api/classify":
             return self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: {self.path}")
@@ -181,6 +192,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length")
         if length > MAX_BODY:
+            self._drain(length)
             return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                f"upload is {length} bytes, the limit is {MAX_BODY} bytes")
         data = self.rfile.read(length)
