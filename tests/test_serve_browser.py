@@ -144,3 +144,13 @@ def test_upload_a_non_image_shows_the_error(browser, colours_page, tmp_path):
     WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "not an image" in browser.find_element(By.ID, "error").text
     assert browser.find_element(By.ID, "result-label").text == DASH
+
+
+def test_screenshot_script(tmp_path):
+    from demos import screenshot
+    model = edgebnn.load(demo_models.save_digit_model(tmp_path / "d.ebnn"))
+    label = screenshot.capture(model, "screenshot-test", tmp_path / "serve.png")
+    assert label == "4"                          # the drawn "4" (screenshot.FOUR)
+    with Image.open(tmp_path / "serve.png") as im:
+        assert im.format == "PNG" and im.size[0] >= 800 and im.size[1] >= 500
+        assert np.unique(np.asarray(im.convert("L"))).size > 20      # a rendered page, not blank
