@@ -42,8 +42,8 @@ def _code_256(rgb):
             return 16
         if grey > 246:
             return 231
-        return 232 + min(23, int(round((grey - 8) / 10)))
-    q = [min(5, int(round(v / 255 * 5))) for v in (r, g, b)]
+        return 232 + min(23, round((grey - 8) / 10))
+    q = [min(5, round(v / 255 * 5)) for v in (r, g, b)]
     return 16 + 36 * q[0] + 6 * q[1] + q[2]
 
 

@@ -4,11 +4,11 @@ picamera2 nor OpenCV is installed. Real camera hardware is not tested here."""
 import importlib.util
 import io
 
+import demo_models
 import numpy as np
 import pytest
 from PIL import Image
 
-import demo_models
 import edgebnn
 from demos import camera
 from demos.models import DemoError

@@ -4,11 +4,11 @@ PNG or JPEG, converted exactly as the model's stored preprocessing says
 files -> one clear error line and a non-zero exit."""
 import json
 
+import demo_models
 import numpy as np
 import pytest
 from PIL import Image
 
-import demo_models
 import edgebnn
 from edgebnn.cli import main
 

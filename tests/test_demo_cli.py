@@ -5,10 +5,10 @@ import os
 import pickle
 import re
 
+import demo_models
 import numpy as np
 import pytest
 
-import demo_models
 import edgebnn
 from demos import models, terminal
 from edgebnn import GraphBuilder, save
@@ -206,3 +206,12 @@ def test_demo_on_real_mnist_agrees_with_eval(digit_model, capsys):
                  "--limit", "1000"]) == 0
     eval_out = capsys.readouterr().out
     assert f"({demo_acc.group(2)}/1000)" in eval_out
+
+
+@pytest.mark.parametrize("cmd", ["demo", "serve", "camera"])
+def test_demo_commands_have_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: edgebnn {cmd}" in out and "--model" in out

@@ -11,11 +11,11 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import demo_models
 import numpy as np
 import pytest
 from PIL import Image
 
-import demo_models
 import edgebnn
 from demos import server as srv
 from edgebnn.cli import main
@@ -85,9 +85,9 @@ def test_info(digits_server):
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "WEBP"])
 def test_classify_digit(digits_server, digit_model, fmt):
-    x, y = demo_models.digits(1, seed=21)
+    x, _ = demo_models.digits(1, seed=21)
     big = np.asarray(Image.fromarray(x[3, ..., 0]).resize((112, 112), Image.BICUBIC))
-    status, headers, body = request(digits_server + "/api/classify", png_bytes(big, fmt),
+    status, _, body = request(digits_server + "/api/classify", png_bytes(big, fmt),
                                     {"Content-Type": f"image/{fmt.lower()}"})
     assert status == 200, body
     r = json.loads(body)

@@ -8,19 +8,19 @@ import re
 import shutil
 import threading
 
+import demo_models
 import numpy as np
 import pytest
 from PIL import Image
 
-import demo_models
 import edgebnn
 from demos import server as srv
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed "
                                 "(pip install selenium)")
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -132,7 +132,7 @@ def test_upload_a_photo(browser, colours_page, tmp_path):
     img[100:200, 150:250] = (220, 20, 20)
     Image.fromarray(img).save(tmp_path / "photo.jpg", quality=90)
     browser.find_element(By.ID, "file").send_keys(str(tmp_path / "photo.jpg"))
-    label, ms, top = wait_result(browser)
+    label, _, top = wait_result(browser)
     assert label == "green" and [t[0] for t in top] == ["green", "red", "blue"]
     assert browser.find_element(By.ID, "preview").is_displayed()
 
