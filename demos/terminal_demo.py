@@ -64,6 +64,11 @@ def run(args, out=None, err=None):
     dataset = args.dataset or models.dataset_of(model)
     raw, truth = load_test_set(dataset, args.data, args.count)
     x = _fit(raw, model.input_spec)
+    pre = model.input_spec.preprocess or {}
+    if dataset == "mnist" and pre.get("invert"):
+        # the file describes raw images as dark ink on light paper and inverts
+        # them; MNIST files hold light on dark already, i.e. inverted
+        x = 255 - x
     names = model.labels or [str(i) for i in range(int(np.max(truth)) + 1)]
     if len(names) <= int(np.max(truth)):
         raise DemoError(f"the model has {len(names)} classes but {dataset} has labels up to "

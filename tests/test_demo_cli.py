@@ -215,3 +215,34 @@ def test_demo_commands_have_help(cmd, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert f"usage: edgebnn {cmd}" in out and "--model" in out
+
+
+def test_demo_with_a_model_for_dark_on_light_digits(tmp_path, digit_data, capsys):
+    """A file saying invert (its raw images are dark ink on paper) gets the
+    light-on-dark MNIST files un-inverted first, so it sees its training
+    input: the accuracy equals the invert=False twin's."""
+    plain = demo_models.save_digit_model(tmp_path / "plain.ebnn")
+    paper = demo_models.save_digit_model(tmp_path / "paper.ebnn", invert=True)
+    accs = []
+    for m in (plain, paper):
+        code, out, err = _demo(capsys, "--model", m, "--data", str(digit_data), "--show", "0")
+        assert code == 0, err
+        accs.append(re.search(r"accuracy: (\S+) \((\d+)/60\)", out).group(2))
+    assert accs[0] == accs[1] and int(accs[0]) >= 48
+
+
+def test_cli_uses_the_installed_package_name(tmp_path, monkeypatch):
+    """Installed, demos/ is the package edgebnn_demos; the CLI finds it by
+    that name (here: a link standing in for the installed copy)."""
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    (tmp_path / "edgebnn_demos").symlink_to(os.path.join(repo, "demos"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from edgebnn import cli
+    try:
+        mod = cli._demos("terminal_demo")
+        assert mod.__name__ == "edgebnn_demos.terminal_demo"
+        assert mod.models.__name__ == "edgebnn_demos.models"      # relative imports
+    finally:
+        for name in [n for n in sys.modules if n.startswith("edgebnn_demos")]:
+            del sys.modules[name]
