@@ -54,7 +54,10 @@ def decode_upload(data):
         return ImageOps.exif_transpose(im)
     except RequestError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError:     # Pillow's own limit, far above ours
+        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           f"image has too many pixels (at most {MAX_PIXELS})") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                            f"not an image this server can decode ({type(e).__name__})") from None
 
@@ -96,6 +99,9 @@ def _top(p, names, k=3):
 
 class Classifier:
     def __init__(self, model, name, tflite=None):
+        if len(model.input_spec.shape) != 3:
+            raise DemoError(f"the page needs a model with an image input [H, W, C], this one "
+                            f"takes {model.input_spec.shape}")
         self.model, self.name = model, name
         self.twin = TFLiteTwin(tflite, model.input_spec) if tflite else None
         self.lock = threading.Lock()

@@ -177,6 +177,13 @@ def test_concurrent_requests_agree(digits_server):
 
 
 def test_serve_command_errors(digit_model, capsys, tmp_path):
+    from edgebnn import GraphBuilder, save
+    b = GraphBuilder([6], name="vector")
+    b.add("dense", dict(units=2, scheme="float", alpha="none", input_scaling="none",
+                        use_bias=False), dict(weight=np.ones((2, 6), np.float32)))
+    save(tmp_path / "v.ebnn", b.build(labels=["a", "b"]))
+    assert main(["serve", "--model", str(tmp_path / "v.ebnn"), "--port", "0"]) == 1
+    assert "needs a model with an image input" in capsys.readouterr().err
     assert main(["serve", "--model", str(tmp_path / "none.ebnn")]) == 1
     assert "no model file" in capsys.readouterr().err
     assert main(["serve", "--model", digit_model, "--tflite", str(tmp_path / "none.tflite")]) in (1, 2)
