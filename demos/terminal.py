@@ -47,11 +47,26 @@ def _code_256(rgb):
     return 16 + 36 * q[0] + 6 * q[1] + q[2]
 
 
-def _cell(top, bottom, mode):
+def _codes(rgb, mode):
     if mode == "truecolor":
-        return (f"\x1b[38;2;{top[0]};{top[1]};{top[2]}m"
-                f"\x1b[48;2;{bottom[0]};{bottom[1]};{bottom[2]}m{UPPER_HALF}")
-    return f"\x1b[38;5;{_code_256(top)}m\x1b[48;5;{_code_256(bottom)}m{UPPER_HALF}"
+        return f"{rgb[0]};{rgb[1]};{rgb[2]}"
+    return f"5;{_code_256(rgb)}"
+
+
+def _line(top_row, bottom_row, mode):
+    """One text line; a colour code only where it changes (fewer bytes for
+    slow serial consoles)."""
+    parts, fg, bg = [], None, None
+    prefix = "2;" if mode == "truecolor" else ""
+    for top, bottom in zip(top_row, bottom_row):
+        t, b = _codes(top, mode), _codes(bottom, mode)
+        if t != fg:
+            parts.append(f"\x1b[38;{prefix}{t}m")
+        if b != bg:
+            parts.append(f"\x1b[48;{prefix}{b}m")
+        parts.append(UPPER_HALF)
+        fg, bg = t, b
+    return "".join(parts) + RESET
 
 
 def render(image, mode):
@@ -64,5 +79,4 @@ def render(image, mode):
         pairs = (luma[0::2] + luma[1::2]) / 2
         idx = np.minimum((pairs / 256 * len(ASCII_RAMP)).astype(int), len(ASCII_RAMP) - 1)
         return ["".join(ASCII_RAMP[i] for i in row) for row in idx]
-    return ["".join(_cell(t, b, mode) for t, b in zip(rgb[y], rgb[y + 1])) + RESET
-            for y in range(0, rgb.shape[0], 2)]
+    return [_line(rgb[y].tolist(), rgb[y + 1].tolist(), mode) for y in range(0, rgb.shape[0], 2)]

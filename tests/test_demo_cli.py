@@ -246,3 +246,29 @@ def test_cli_uses_the_installed_package_name(tmp_path, monkeypatch):
     finally:
         for name in [n for n in sys.modules if n.startswith("edgebnn_demos")]:
             del sys.modules[name]
+
+
+def _decode_cells(line):
+    """Replay a rendered line like a terminal: -> [(fg, bg)] per cell."""
+    fg = bg = None
+    cells = []
+    for m in re.finditer(r"\x1b\[(\d+)((?:;\d+)*)m|(\u2580)", line):
+        if m.group(3):
+            cells.append((fg, bg))
+        elif m.group(1) == "38":
+            fg = m.group(2)
+        elif m.group(1) == "48":
+            bg = m.group(2)
+    return cells
+
+
+def test_render_truecolour_round_trip_and_codes_only_on_change():
+    img = np.random.default_rng(1).integers(0, 256, (7, 9, 3)).astype(np.uint8)
+    img[:, 4:] = 77                                          # a flat right half
+    lines = terminal.render(img, "truecolor")
+    padded = np.concatenate([img, img[-1:]])
+    for y, line in enumerate(lines):
+        want = [(";2;" + ";".join(map(str, padded[2 * y, x])),
+                 ";2;" + ";".join(map(str, padded[2 * y + 1, x]))) for x in range(9)]
+        assert _decode_cells(line) == want
+        assert line.count("\x1b[38;2;77;77;77m") == 1        # not repeated across the flat part
