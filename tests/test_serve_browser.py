@@ -154,3 +154,32 @@ def test_screenshot_script(tmp_path):
     with Image.open(tmp_path / "serve.png") as im:
         assert im.format == "PNG" and im.size[0] >= 800 and im.size[1] >= 500
         assert np.unique(np.asarray(im.convert("L"))).size > 20      # a rendered page, not blank
+
+
+def test_tflite_twin_shown_side_by_side(browser, tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="LiteRT (ai-edge-litert) not installed")
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow needed to make the .tflite twin")
+    import keras
+    k = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(),
+                          keras.layers.Dense(3, use_bias=False, activation="softmax")])
+    k.layers[-1].set_weights([np.eye(3, dtype=np.float32) * 10])
+    (tmp_path / "c.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(k).convert())
+    model = edgebnn.load(demo_models.save_colour_model(tmp_path / "c.ebnn"))
+    httpd = srv.make_server(model, "twin", port=0, tflite=str(tmp_path / "c.tflite"), quiet=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        open_page(browser, f"http://127.0.0.1:{httpd.server_address[1]}/")
+        assert browser.find_element(By.ID, "tflite-result").is_displayed()
+        img = np.zeros((64, 64, 3), np.uint8)
+        img[..., 0] = 230
+        Image.fromarray(img).save(tmp_path / "red.png")
+        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "red.png"))
+        label, _, _ = wait_result(browser)
+        WebDriverWait(browser, 10).until(
+            lambda d: d.find_element(By.ID, "tflite-latency").text.endswith(" ms"))
+        assert label == "red" and browser.find_element(By.ID, "tflite-label").text == "red"
+        assert browser.find_element(By.ID, "tflite-prob").text == \
+            browser.find_element(By.ID, "result-prob").text          # same float network
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
