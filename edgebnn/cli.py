@@ -195,67 +195,20 @@ def build_parser():
 
 
 # ---------------------------------------------------------------- demos ---
-def _demos(module):
-    """A demos module, imported only when a demo command runs."""
-    import importlib
+def _add_demo_commands(sub):
+    """demo, serve, camera: defined in the demos package (edgebnn_demos when
+    installed, demos/ in a source checkout); absent without it."""
     import importlib.util
     if importlib.util.find_spec("edgebnn_demos") is not None:
-        return importlib.import_module(f"edgebnn_demos.{module}")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if os.path.isdir(os.path.join(repo, "demos")) and repo not in sys.path:
-        sys.path.append(repo)     # a source checkout: demos/ beside edgebnn/
-    return importlib.import_module(f"demos.{module}")
-
-
-def _run_demo(module):
-    def cmd(args):
-        models = _demos("models")
-        try:
-            return _demos(module).run(args)
-        except models.DemoError as e:
-            print(f"edgebnn {args.command}: {e}", file=sys.stderr)
-            return e.code
-    return cmd
-
-
-def _add_demo_commands(sub):
-    def model_opt(s, default="lenet"):
-        s.add_argument("--model", default=default,
-                       help=f"lenet, resnet (the shipped models) or a .ebnn path (default {default})")
-        s.add_argument("--threads", type=_positive, default=1, help="worker threads (default 1)")
-
-    s = sub.add_parser("demo", help="classify test images in the terminal",
-                       description="Classify MNIST/CIFAR-10 test images, drawing a few of them.")
-    model_opt(s)
-    s.add_argument("--data", default=None,
-                   help="datasets folder (default: $EDGEBNN_DATA or ../shared/datasets)")
-    s.add_argument("--dataset", choices=("mnist", "cifar10"), default=None,
-                   help="default: from the model's input (grey -> mnist, colour -> cifar10)")
-    s.add_argument("--count", type=_positive, default=1000, help="images to classify (default 1000)")
-    s.add_argument("--show", type=int, default=3, help="images to draw (default 3)")
-    s.add_argument("--seed", type=int, default=0, help="which images are drawn")
-    s.add_argument("--batch", type=_positive, default=256)
-    s.add_argument("--ascii", action="store_true", help="plain ASCII pictures, no colours")
-    s.set_defaults(func=_run_demo("terminal_demo"))
-
-    s = sub.add_parser("serve", help="web page: draw or upload, see the prediction",
-                       description="Serve a page to draw a digit or upload a photo and see "
-                                   "the top-3 classes and the latency.")
-    model_opt(s)
-    s.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it to the LAN)")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--tflite", default=None,
-                   help="float .tflite twin of the model, run side by side (needs ai_edge_litert)")
-    s.set_defaults(func=_run_demo("server"))
-
-    s = sub.add_parser("camera", help="classify camera frames continuously",
-                       description="Classify frames from a Pi camera (picamera2) or a USB "
-                                   "webcam (OpenCV), printing frames per second.")
-    model_opt(s)
-    s.add_argument("--device", type=int, default=0, help="OpenCV camera index (default 0)")
-    s.add_argument("--frames", type=_positive, default=None, help="stop after N frames")
-    s.set_defaults(func=_run_demo("camera"))
+        from edgebnn_demos import commands
+    else:
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if not os.path.isfile(os.path.join(repo, "demos", "commands.py")):
+            return
+        if repo not in sys.path:
+            sys.path.append(repo)
+        from demos import commands
+    commands.add(sub)
 
 
 def main(argv=None):

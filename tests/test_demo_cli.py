@@ -231,44 +231,19 @@ def test_demo_with_a_model_for_dark_on_light_digits(tmp_path, digit_data, capsys
     assert accs[0] == accs[1] and int(accs[0]) >= 48
 
 
-def test_cli_uses_the_installed_package_name(tmp_path, monkeypatch):
+def test_cli_uses_the_installed_package_name(tmp_path, monkeypatch, capsys):
     """Installed, demos/ is the package edgebnn_demos; the CLI finds it by
     that name (here: a link standing in for the installed copy)."""
     import sys
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (tmp_path / "edgebnn_demos").symlink_to(os.path.join(repo, "demos"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    from edgebnn import cli
     try:
-        mod = cli._demos("terminal_demo")
-        assert mod.__name__ == "edgebnn_demos.terminal_demo"
-        assert mod.models.__name__ == "edgebnn_demos.models"      # relative imports
+        assert main(["demo", "--model", str(tmp_path / "none.ebnn")]) == 1
+        assert "no model file" in capsys.readouterr().err
+        assert "edgebnn_demos.terminal_demo" in sys.modules
+        assert sys.modules["edgebnn_demos.terminal_demo"].models.__name__ == \
+            "edgebnn_demos.models"                               # relative imports
     finally:
         for name in [n for n in sys.modules if n.startswith("edgebnn_demos")]:
             del sys.modules[name]
-
-
-def _decode_cells(line):
-    """Replay a rendered line like a terminal: -> [(fg, bg)] per cell."""
-    fg = bg = None
-    cells = []
-    for m in re.finditer(r"\x1b\[(\d+)((?:;\d+)*)m|(\u2580)", line):
-        if m.group(3):
-            cells.append((fg, bg))
-        elif m.group(1) == "38":
-            fg = m.group(2)
-        elif m.group(1) == "48":
-            bg = m.group(2)
-    return cells
-
-
-def test_render_truecolour_round_trip_and_codes_only_on_change():
-    img = np.random.default_rng(1).integers(0, 256, (7, 9, 3)).astype(np.uint8)
-    img[:, 4:] = 77                                          # a flat right half
-    lines = terminal.render(img, "truecolor")
-    padded = np.concatenate([img, img[-1:]])
-    for y, line in enumerate(lines):
-        want = [(";2;" + ";".join(map(str, padded[2 * y, x])),
-                 ";2;" + ";".join(map(str, padded[2 * y + 1, x]))) for x in range(9)]
-        assert _decode_cells(line) == want
-        assert line.count("\x1b[38;2;77;77;77m") == 1        # not repeated across the flat part
