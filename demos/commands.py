@@ -34,7 +34,7 @@ def add(sub):
     s = sub.add_parser("demo", help="classify test images in the terminal",
                        description="Classify MNIST/CIFAR-10 test images, drawing a few of them.")
     _model_options(s)
-    s.add_argument("--data", default=None,
+    s.add_argument("--data", "--data-dir", dest="data", default=None,
                    help="datasets folder (default: $EDGEBNN_DATA or ../shared/datasets)")
     s.add_argument("--dataset", choices=("mnist", "cifar10"), default=None,
                    help="default: from the model's input (grey -> mnist, colour -> cifar10)")

@@ -3,6 +3,7 @@
 classify/eval/bench run on the compiled engine when it is built and on
 the numpy fallback executor otherwise; every output names which."""
 import argparse
+import json
 import os
 import sys
 import time
@@ -71,17 +72,17 @@ def cmd_info(args):
 def cmd_classify(args):
     model = _load(args.model)
     model.threads = args.threads
-    results = [(path, model.classify(path, top_k=args.top_k)) for path in args.images]
+    results = []
+    for path in args.images:
+        top = model.classify(path, top_k=args.top_k)
+        results.append({"image": path, "top": [{"label": lbl, "probability": p}
+                                               for lbl, p in top]})
+        if not args.json:
+            print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
     if args.json:
-        import json
-        print(json.dumps({"model": args.model, "executor": _executor_note(model),
-                          "results": [{"image": path, "top": [{"label": label, "probability": p}
-                                                              for label, p in top]}
-                                      for path, top in results]}, indent=1))
-        return 0
-    for path, top in results:
-        print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
-    print(f"({_executor_note(model)})")
+        print(json.dumps({"model": args.model, "results": results}))
+    else:
+        print(f"({_executor_note(model)})")
     return 0
 
 
@@ -168,7 +169,7 @@ def build_parser():
     run_opts(s)
     s.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     s.add_argument("--top-k", type=_positive, default=5)
-    s.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("eval", help="accuracy on a dataset",
