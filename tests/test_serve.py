@@ -213,3 +213,21 @@ def test_tflite_twin_side_by_side(tmp_path):
                            [t["probability"] for t in r["tflite"]["top"]], atol=1e-4)
     finally:
         stop(httpd)
+
+
+def test_phone_photo_orientation_is_applied(digits_server, digit_model):
+    """Phones store pixels sideways with an EXIF Orientation tag; the server
+    turns the image upright before classifying it."""
+    x, _ = demo_models.digits(1, seed=4)
+    upright = Image.fromarray(x[7, ..., 0]).resize((112, 112), Image.BICUBIC)
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)      # what the sensor stored
+    exif = Image.Exif()
+    exif[0x0112] = 6                                             # "rotate 90 CW to view"
+    buf = io.BytesIO()
+    sideways.save(buf, "JPEG", quality=95, exif=exif)
+    code, _, reply = request(digits_server + "/api/classify", buf.getvalue())
+    assert code == 200
+    want = edgebnn.load(digit_model).classify(np.asarray(upright), top_k=3)
+    got = json.loads(reply)["top"]
+    assert got[0]["label"] == want[0][0] == "7"
+    assert abs(got[0]["probability"] - want[0][1]) < 0.05        # JPEG, not bit-exact
