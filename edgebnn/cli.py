@@ -3,6 +3,7 @@
 classify/eval/bench run on the compiled engine when it is built and on
 the numpy fallback executor otherwise; every output names which."""
 import argparse
+import json
 import os
 import sys
 import time
@@ -71,10 +72,17 @@ def cmd_info(args):
 def cmd_classify(args):
     model = _load(args.model)
     model.threads = args.threads
+    results = []
     for path in args.images:
         top = model.classify(path, top_k=args.top_k)
-        print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
-    print(f"({_executor_note(model)})")
+        results.append({"image": path, "top": [{"label": lbl, "probability": p}
+                                               for lbl, p in top]})
+        if not args.json:
+            print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
+    if args.json:
+        print(json.dumps({"model": args.model, "results": results}))
+    else:
+        print(f"({_executor_note(model)})")
     return 0
 
 
@@ -161,6 +169,7 @@ def build_parser():
     run_opts(s)
     s.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     s.add_argument("--top-k", type=_positive, default=5)
+    s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=cmd_classify)
 
     s = sub.add_parser("eval", help="accuracy on a dataset",
@@ -182,7 +191,25 @@ def build_parser():
     s.add_argument("--runs", type=_positive, default=10)
     s.add_argument("--warmup", type=int, default=1)
     s.set_defaults(func=cmd_bench)
+    _add_demo_commands(sub)
     return p
+
+
+# ---------------------------------------------------------------- demos ---
+def _add_demo_commands(sub):
+    """demo, serve, camera: defined in the demos package (edgebnn_demos when
+    installed, demos/ in a source checkout); absent without it."""
+    import importlib.util
+    if importlib.util.find_spec("edgebnn_demos") is not None:
+        from edgebnn_demos import commands
+    else:
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if not os.path.isfile(os.path.join(repo, "demos", "commands.py")):
+            return
+        if repo not in sys.path:
+            sys.path.append(repo)
+        from demos import commands
+    commands.add(sub)
 
 
 def main(argv=None):
