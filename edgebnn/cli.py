@@ -221,7 +221,25 @@ def build_parser():
         s = sub.add_parser(name, help=short_help, description=description)
         add_args(s)
         s.set_defaults(func=run)
+    _add_demo_commands(sub)
     return p
+
+
+# ---------------------------------------------------------------- demos ---
+def _add_demo_commands(sub):
+    """demo, serve, camera: defined in the demos package (edgebnn_demos when
+    installed, demos/ in a source checkout); absent without it."""
+    import importlib.util
+    if importlib.util.find_spec("edgebnn_demos") is not None:
+        from edgebnn_demos import commands
+    else:
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if not os.path.isfile(os.path.join(repo, "demos", "commands.py")):
+            return
+        if repo not in sys.path:
+            sys.path.append(repo)
+        from demos import commands
+    commands.add(sub)
 
 
 def main(argv=None):
