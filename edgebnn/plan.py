@@ -10,8 +10,13 @@ What the builder decides:
     packed (+-1) input the window coverage, constant, computed here once;
   - add(y, s) where y is a float conv/dense output with no clamp used only
     by that add: fused into y's output stage (the `residual` pointer);
-  - flatten is a reshaped view of the same buffer (no step).
+  - flatten is a reshaped view of the same buffer (no step);
+  - step outputs share memory by lifetime (_Arena): a buffer whose last
+    reader has run is reused by a later step, so a plan holds a few
+    activations, not all of them (off for run_layers, which reads them all).
 """
+import math
+
 import numpy as np
 
 _KINDS = {("fused_conv2d", "binary"): "bconv", ("fused_conv2d", "binary_weights"): "wconv",
@@ -86,6 +91,44 @@ class Params:
         return self.coverage[key]
 
 
+class _Arena:
+    """Memory blocks handed out to step outputs and taken back once the last
+    step reading them has run. Steps run in order with a barrier between
+    them, so a block freed before op i may hold op i's output; a block is
+    never shared by a step's inputs and its output."""
+
+    def __init__(self):
+        self.free, self.live, self.fresh = [], [], []
+
+    def alloc(self, shape, dtype):
+        nbytes = max(1, math.prod(shape) * dtype.itemsize)
+        fits = [i for i, b in enumerate(self.free) if b.nbytes >= nbytes]
+        if fits:
+            block = self.free.pop(min(fits, key=lambda i: self.free[i].nbytes))
+        else:
+            block = np.empty(nbytes, np.uint8)
+        self.fresh.append(block)
+        return block[:nbytes].view(dtype).reshape(shape)
+
+    def mark(self, last):
+        """Blocks handed out since the previous mark are read until op `last`."""
+        self.live += [[b, last] for b in self.fresh]
+        self.fresh = []
+
+    def extend(self, array, last):
+        """An alias of `array` is read until op `last`."""
+        base = array
+        while base.base is not None and not any(base is b for b, _ in self.live):
+            base = base.base
+        for entry in self.live:
+            if entry[0] is base:
+                entry[1] = max(entry[1], last)
+
+    def release_before(self, i):
+        self.free += [b for b, last in self.live if last < i]
+        self.live = [e for e in self.live if e[1] >= i]
+
+
 class CompiledPlan:
     """A sealed engine Plan with its input buffer and output view."""
 
@@ -99,10 +142,22 @@ class CompiledPlan:
 
 def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
     """CompiledPlan of `graph` (folded) for inputs [batch, *input shape].
-    fuse_residual=False keeps every add a step of its own (so each op's own
-    output stays visible, for layer-by-layer comparisons)."""
+    fuse_residual=False keeps every add a step of its own and every
+    activation in its own buffer (each op's own output stays visible, for
+    layer-by-layer comparisons)."""
     eng = params.eng
     plan = eng.Plan(threads)
+    arena = _Arena() if fuse_residual else None
+    if arena is not None:
+        plan.allocator = arena.alloc
+    last_use = {graph.output: math.inf}
+    for i, op in enumerate(graph.ops):
+        for name in op.inputs:
+            last_use[name] = max(last_use.get(name, -1), i)
+
+    def mark(last):
+        if arena is not None:
+            arena.mark(last)
     spec = graph.input
     shape = (batch,) + tuple(spec.shape)
     if uint8_input:
@@ -115,6 +170,7 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
         vec = lambda v: np.ascontiguousarray(np.broadcast_to(np.asarray(v, np.float32), (c,)))  # noqa: E731
         x0 = plan.rows("u8_input", spec.name, raw, a=vec(mean), b=vec(std), lo=np.float32(scale),
                        radius=int(bool(invert)))
+        mark(last_use.get(spec.name, -1))
         input_buffer = raw
     else:
         x0 = input_buffer = np.zeros(shape, np.float32)
@@ -127,21 +183,27 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
             return v
         if name not in packed:
             packed[name] = plan.rows("bitpack", name + "/bitpack", v)
+            mark(last_use.get(name, -1))
         return packed[name]
 
     residual = params.residual if fuse_residual else {}
     aliases = {}            # add name -> the fused op whose output it is
-    for op in graph.ops:
+    for i, op in enumerate(graph.ops):
+        if arena is not None:
+            arena.release_before(i)
         a, ins = op.attrs, [values.get(n) for n in op.inputs]
         if op.type in _FUSABLE:
             add = residual.get(op.name)
-            values[op.name] = _fused(plan, params, op, add, values, packed_of, batch)
+            values[op.name] = _fused(plan, params, op, add, values, packed_of, batch,
+                                     lambda: mark(i))
             if add is not None:
                 aliases[add[0].name] = op.name
                 if add[1] is not None:
                     aliases[add[1].name] = op.name
         elif op.name in aliases:             # a fused add or its activation
             values[op.name] = values[aliases[op.name]]
+            if arena is not None:
+                arena.extend(values[op.name], last_use.get(op.name, i))
         elif op.type == "add":
             values[op.name] = plan.rows("add", op.name, ins[0], ins[1])
         elif op.type == "maxpool" and ins[0].dtype == np.uint64:
@@ -168,8 +230,11 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
             values[op.name] = plan.rows("softmax", op.name, ins[0])
         elif op.type == "flatten":
             values[op.name] = ins[0].reshape(batch, -1)
+            if arena is not None:
+                arena.extend(ins[0], last_use.get(op.name, i))
         else:
             raise ValueError(f"op {op.name!r}: type {op.type!r} must be folded first")
+        mark(last_use.get(op.name, i))
     out = values[graph.output]
     if out.dtype != np.float32:
         raise ValueError(f"output {graph.output!r} is packed bits; a model must end in floats")
@@ -178,9 +243,10 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
     return CompiledPlan(plan, input_buffer, out, values)
 
 
-def _fused(plan, params, op, add, values, packed_of, batch):
+def _fused(plan, params, op, add, values, packed_of, batch, mark_here):
     """The conv/dense step of op; `add` (None or (add, activation or None)) is
-    fused in as its residual (and clamp)."""
+    fused in as its residual (and clamp). mark_here(): buffers made so far
+    (the K map) are read by this op only."""
     a, p, src = op.attrs, params.fused[op.name], op.inputs[0]
     kind = _KINDS[(op.type, a["scheme"])]
     conv = op.type == "fused_conv2d"
@@ -194,6 +260,7 @@ def _fused(plan, params, op, add, values, packed_of, batch):
         stage.update(mul=p.get("mul"), bias=p.get("bias"), clamp=_clamp(a["clamp"]))
         if a["input_scaling"] == "mean_abs":
             stage["pixel_scale"] = _kscale(plan, params, op, src, values, batch)
+            mark_here()
     if add is not None:
         add, act = add
         other = add.inputs[1] if add.inputs[0] == op.name else add.inputs[0]

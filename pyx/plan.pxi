@@ -73,6 +73,7 @@ cdef class Plan:
     cdef readonly list names
     cdef bint sealed
     cdef bint pending       # the last step's add raised before completing
+    cdef public object allocator  # (shape, dtype) -> array for step outputs, or None
 
     def __cinit__(self, int threads):
         if not 1 <= threads <= 256:
@@ -112,6 +113,20 @@ cdef class Plan:
         self.names.append(f"{name} ({_STEP_NAMES[kind]})")
         return s
 
+    cdef object _empty(self, shape, dtype):
+        """A step's output buffer: np.empty, or from the allocator (checked)."""
+        if self.allocator is None:
+            return np.empty(shape, dtype)
+        res = self.allocator(tuple(shape), np.dtype(dtype))
+        return _need(res, "allocated output", dtype, len(shape), shape)
+
+    cdef object _stage_out(self, _Output r):
+        """Move an output stage onto an allocator buffer (if any)."""
+        if self.allocator is not None:
+            r.array = self._empty(r.array.shape, r.array.dtype)
+            r.o.out = cnp.PyArray_DATA(<cnp.ndarray>r.array)
+        return r
+
     cdef _need_scratch(self, size_t per_thread):
         per_thread = (per_thread + 63) & ~(<size_t>63)
         if per_thread * self.threads > _SCRATCH_MAX:
@@ -137,8 +152,8 @@ cdef class Plan:
         wtype = np.float32 if kind == "fconv" else np.uint64
         s.w = _data(w, "w", wtype, o_c * kh * kw * (in_c if kind == "fconv" else words))
         pixels = s.g.n * s.g.out_h * s.g.out_w
-        cdef _Output r = _output(out, pixels, o_c, binary, mul, bias, pixel_scale, residual,
-                                 clamp, thresholds, flip)
+        cdef _Output r = self._stage_out(_output(out, pixels, o_c, binary, mul, bias,
+                                                 pixel_scale, residual, clamp, thresholds, flip))
         s.o = r.o
         self.keep += [x, w, r]
         if kind == "bconv":
@@ -164,8 +179,8 @@ cdef class Plan:
                       b * (words if binary else in_c))
         s.w = _data(w, "w", np.float32 if kind == "fdense" else np.uint64,
                     o_c * (in_c if kind == "fdense" else words))
-        cdef _Output r = _output(out, b, o_c, binary, mul, bias, pixel_scale, residual,
-                                 clamp, thresholds, flip)
+        cdef _Output r = self._stage_out(_output(out, b, o_c, binary, mul, bias, pixel_scale,
+                                                 residual, clamp, thresholds, flip))
         s.o = r.o
         self.keep += [x, w, r]
         if binary:
@@ -186,7 +201,7 @@ cdef class Plan:
         width = (channels + 63) // 64 if bits else channels
         s.inp = _data(x, "x", np.uint64 if bits else np.float32, n * h * wd * width)
         shape = (n, s.g.out_h, s.g.out_w) + (() if kind == "kmap" else (width,))
-        res = np.empty(shape, np.uint64 if bits else np.float32)
+        res = self._empty(shape, np.uint64 if bits else np.float32)
         s.out = cnp.PyArray_DATA(<cnp.ndarray>res)
         self.keep += [x, res]
         self.pending = False
@@ -197,7 +212,7 @@ cdef class Plan:
         n, h, wd, c = x.shape
         s.batch, s.rows, s.in_c = n, h * wd, c
         s.inp = _data(x, "x", np.float32, n * h * wd * c)
-        res = np.empty((n, c), np.float32)
+        res = self._empty((n, c), np.float32)
         s.out = cnp.PyArray_DATA(<cnp.ndarray>res)
         self.keep += [x, res]
         self.pending = False
@@ -234,11 +249,11 @@ cdef class Plan:
             raise ValueError(f"{kind} needs its per-channel vectors")
         s.lo, s.hi, s.beta, s.radius = lo, hi, beta, radius
         if kind == "mean_abs":
-            res = np.empty(x.shape[0], np.float32)
+            res = self._empty((x.shape[0],), np.float32)
         elif kind == "bitpack":
-            res = np.empty(x.shape[:x.ndim - 1] + ((c + 63) // 64,), np.uint64)
+            res = self._empty(x.shape[:x.ndim - 1] + ((c + 63) // 64,), np.uint64)
         else:
-            res = np.empty(x.shape, np.float32)
+            res = self._empty(x.shape, np.float32)
         s.out = cnp.PyArray_DATA(<cnp.ndarray>res)
         self.keep += [x, x2, res]
         self.pending = False
