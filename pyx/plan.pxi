@@ -70,7 +70,7 @@ cdef class Plan:
     cdef size_t scratch_need
     cdef object scratch_buf
     cdef list keep
-    cdef readonly list names
+    cdef list _names
     cdef bint sealed
     cdef bint pending       # the last step's add raised before completing
     cdef public object allocator  # (shape, dtype) -> array for step outputs, or None
@@ -80,19 +80,26 @@ cdef class Plan:
             raise ValueError(f"threads must be in 1..256, got {threads}")
         self.threads = threads
         self.keep = []
-        self.names = []
+        self._names = []
 
     def __dealloc__(self):
         free(self.steps)
 
     def __len__(self):
+        self._drop_pending()
         return self.n
+
+    @property
+    def names(self):
+        """Step names, in order (each "op name (step kind)")."""
+        self._drop_pending()
+        return list(self._names)
 
     cdef _drop_pending(self):
         """Forget a step whose add raised half-way (never run a half-made step)."""
         if self.pending:
             self.n -= 1
-            self.names.pop()
+            self._names.pop()
             self.pending = False
 
     cdef ebnn_step *_new(self, int kind, name) except NULL:
@@ -110,7 +117,7 @@ cdef class Plan:
         s.kind = kind
         self.n += 1
         self.pending = True     # cleared by the add once every field is set
-        self.names.append(f"{name} ({_STEP_NAMES[kind]})")
+        self._names.append(f"{name} ({_STEP_NAMES[kind]})")
         return s
 
     cdef object _empty(self, shape, dtype):

@@ -173,3 +173,35 @@ def test_plan_rejects_bad_arguments():
         plan.run(2)
     plan.run(1)
     np.testing.assert_array_equal(y, [[-1, 1, 1]])
+
+
+def _distinct_bytes(arrays):
+    owners = {}
+    for v in arrays:
+        while v.base is not None:
+            v = v.base
+        owners[id(v)] = v.nbytes
+    return sum(owners.values())
+
+
+def test_activations_share_memory_by_lifetime():
+    from edgebnn.plan import build
+    graph, x = _graph("resnet", "binary", batch=4)
+    model = Model(graph)
+    shared = build(model.plan, model._params, 4, 1)
+    separate = build(model.plan, model._params, 4, 1, fuse_residual=False)
+    assert _distinct_bytes(shared.values.values()) < 0.6 * _distinct_bytes(
+        separate.values.values())
+    np.copyto(shared.input, x)
+    np.testing.assert_allclose(shared.run(1), ref.run(graph, x), rtol=1e-4, atol=1e-4)
+
+
+def test_plan_checks_what_its_allocator_returns():
+    plan = ENGINE.Plan(1)
+    plan.allocator = lambda shape, dtype: np.empty(shape, np.float64)
+    with pytest.raises(ValueError, match="allocated output must have dtype float32"):
+        plan.rows("sign", "s", np.zeros((2, 3), np.float32))
+    plan.allocator = lambda shape, dtype: np.empty((1,) + shape, dtype)
+    with pytest.raises(ValueError, match="allocated output must have 2 dimensions"):
+        plan.rows("sign", "s", np.zeros((2, 3), np.float32))
+    assert len(plan) == 0
