@@ -139,6 +139,13 @@ class _BinaryBase(keras.layers.Layer):
             y = y + self.bias
         return y
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for derived in ("binary_inputs", "weight_scale"):  # informative only
+            config.pop(derived, None)
+        return cls(**config)
+
     def _base_config(self):
         return {
             "scheme": self.scheme,
