@@ -284,7 +284,7 @@ class EpochEnd:
                 logs = logs or {}
                 seconds = time.time() - self.t0
                 opt = self.model.optimizer
-                lr = float(np.asarray(opt.learning_rate))
+                lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
                 self.state["epoch"].assign(epoch + 1)
                 val_acc = float(logs.get("val_accuracy", float("nan")))
                 if val_acc > float(self.state["best_acc"].numpy()):
@@ -312,6 +312,7 @@ class EpochEnd:
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser, args = parse_args(argv)
     out = prepare_out_dir(parser, args)
     from . import data as datasets
@@ -325,7 +326,7 @@ def main(argv=None):
         if data_dir is None or not data_dir.exists():
             parser.error("no data directory: pass --data or set EDGEBNN_DATA")
         recipe = recipe_from_args(args, data_dir.resolve())
-        run = {"format": "edgebnn-run/1", "command": sys.argv,
+        run = {"format": "edgebnn-run/1", "command": ["python", "-m", "export.train", *argv],
                "recipe": recipe, "status": "running", "epochs_done": 0}
     configure_threads(args.threads)
 
@@ -379,7 +380,7 @@ def main(argv=None):
           flush=True)
     callback = EpochEnd(out, state, manager, best_manager, run)
     model.fit(train_ds, validation_data=test_ds, epochs=train["epochs"],
-              initial_epoch=start, callbacks=[callback], verbose=verbose)
+              initial_epoch=start, callbacks=[callback], verbose=verbose, shuffle=False)
     model.save(out / "model.keras")
     run["status"] = "done"
     write_json(out / "run.json", run)
