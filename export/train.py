@@ -263,52 +263,44 @@ def exclude_from_decay(optimizer, model):
     optimizer.exclude_from_weight_decay(var_list=others)
 
 
-class EpochEnd:
-    """Keras callback: checkpoint (last 2 + best), CSV row, run.json."""
+def append_csv_row(path, row):
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["epoch", "lr", "loss", "acc", "val_loss", "val_acc",
+                        "seconds"])
+        w.writerow(row)
 
-    def __new__(cls, *a, **k):
-        import keras
 
-        class _Callback(keras.callbacks.Callback):
-            def __init__(self, out, state, managers, best_manager, run):
-                super().__init__()
-                self.out, self.state = out, state
-                self.manager, self.best_manager = managers, best_manager
-                self.run = run
-                self.t0 = time.time()
+def epoch_end_callback(model, out, state, manager, best_manager, run):
+    """After every epoch: checkpoint (last 2 + best), CSV row, run.json."""
+    import keras
+    started = {}
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.t0 = time.time()
+    def on_epoch_begin(epoch, logs=None):
+        started["t"] = time.time()
 
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                seconds = time.time() - self.t0
-                opt = self.model.optimizer
-                lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
-                self.state["epoch"].assign(epoch + 1)
-                val_acc = float(logs.get("val_accuracy", float("nan")))
-                if val_acc > float(self.state["best_acc"].numpy()):
-                    self.state["best_acc"].assign(val_acc)
-                    self.best_manager.save(checkpoint_number=epoch + 1)
-                    self.run["best"] = {"epoch": epoch + 1, "val_acc": val_acc}
-                self.manager.save(checkpoint_number=epoch + 1)
-                row = [epoch + 1, lr, logs.get("loss"), logs.get("accuracy"),
-                       logs.get("val_loss"), logs.get("val_accuracy"),
-                       round(seconds, 2)]
-                log = self.out / "log.csv"
-                new = not log.exists()
-                with open(log, "a", newline="") as f:
-                    w = csv.writer(f)
-                    if new:
-                        w.writerow(["epoch", "lr", "loss", "acc", "val_loss",
-                                    "val_acc", "seconds"])
-                    w.writerow(row)
-                self.run["epochs_done"] = epoch + 1
-                self.run["last"] = {"val_acc": val_acc,
-                                    "val_loss": logs.get("val_loss")}
-                write_json(self.out / "run.json", self.run)
+    def on_epoch_end(epoch, logs=None):
+        logs = logs or {}
+        seconds = time.time() - started.get("t", time.time())
+        lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        state["epoch"].assign(epoch + 1)
+        val_acc = float(logs.get("val_accuracy", float("nan")))
+        if val_acc > float(state["best_acc"].numpy()):
+            state["best_acc"].assign(val_acc)
+            best_manager.save(checkpoint_number=epoch + 1)
+            run["best"] = {"epoch": epoch + 1, "val_acc": val_acc}
+        manager.save(checkpoint_number=epoch + 1)
+        append_csv_row(out / "log.csv", [
+            epoch + 1, lr, logs.get("loss"), logs.get("accuracy"),
+            logs.get("val_loss"), logs.get("val_accuracy"), round(seconds, 2)])
+        run["epochs_done"] = epoch + 1
+        run["last"] = {"val_acc": val_acc, "val_loss": logs.get("val_loss")}
+        write_json(out / "run.json", run)
 
-        return _Callback(*a, **k)
+    return keras.callbacks.LambdaCallback(on_epoch_begin=on_epoch_begin,
+                                          on_epoch_end=on_epoch_end)
 
 
 def main(argv=None):
@@ -378,7 +370,8 @@ def main(argv=None):
           f"{model.count_params()} parameters, {len(x_train)} train / "
           f"{len(x_test)} test samples, epochs {start}..{train['epochs']}",
           flush=True)
-    callback = EpochEnd(out, state, manager, best_manager, run)
+    callback = epoch_end_callback(model, out, state, manager, best_manager,
+                                  run)
     model.fit(train_ds, validation_data=test_ds, epochs=train["epochs"],
               initial_epoch=start, callbacks=[callback], verbose=verbose, shuffle=False)
     model.save(out / "model.keras")
