@@ -182,11 +182,12 @@ def load_data(recipe):
     size = tuple(d["image_size"]) if d["image_size"] else None
     (x_train, y_train), (x_test, y_test), classes = datasets.load(
         d["dataset"], d["dir"], size)
-    if d["limit"]:
-        order = np.random.default_rng(recipe["train"]["seed"]).permutation(
-            len(x_train))[:d["limit"]]
-        x_train, y_train = x_train[order], y_train[order]
-        x_test, y_test = x_test[:d["limit"]], y_test[:d["limit"]]
+    if d["limit"]:  # random subsets: the files may be sorted by class
+        rng = np.random.default_rng(recipe["train"]["seed"])
+        pick = rng.permutation(len(x_train))[:d["limit"]]
+        x_train, y_train = x_train[pick], y_train[pick]
+        pick = np.sort(rng.permutation(len(x_test))[:d["limit"]])
+        x_test, y_test = x_test[pick], y_test[pick]
     return x_train, y_train, x_test, y_test, classes
 
 
