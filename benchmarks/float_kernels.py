@@ -5,7 +5,8 @@ beside numpy (im2col + np.matmul, float weights) doing the same layer.
 
 Layers: LeNet first conv (28x28x1, 5x5, 32 filters, same), ResNet first conv
 (32x32x3, 3x3, 16, same), a weights-only binary conv 14x14x256 -> 256 3x3
-(same, zero padding), batch-1 dense 1024 -> 1024 (weights-only and float;
+(same, zero padding) and the LeNet first layer with binary weights (the
+few-channel path: filters in the lanes), batch-1 dense 1024 -> 1024 (weights-only and float;
 numpy gets float weights), and an almost-empty call (the fixed per-call cost:
 argument checks, output allocation, thread start-up).
 
@@ -75,6 +76,8 @@ def main():
 
     lenet, resnet, wbin = layer(28, 1, 5, 32), layer(32, 3, 3, 16), layer(14, 256, 3, 256)
     wbin_packed = pack_signs(wbin[1])
+    lenet_packed = pack_signs(lenet[1])
+    lenet_signs = np.where(lenet[1] < 0, -1.0, 1.0).astype(np.float32)
     wbin_alpha = np.abs(wbin[1]).mean(axis=(1, 2, 3)).astype(np.float32)
     wbin_float = (np.where(wbin[1] < 0, -1.0, 1.0) * wbin_alpha[:, None, None, None]).astype(np.float32)
     dense_x = rng.standard_normal((1, 1024)).astype(np.float32)
@@ -87,6 +90,9 @@ def main():
          lambda t: E.fconv2d(*lenet, num_threads=t), lambda: numpy_conv(*lenet, 5)),
         ("fconv2d ResNet 32x32x3 3x3 ->16", 32 * 32 * 27 * 16,
          lambda t: E.fconv2d(*resnet, num_threads=t), lambda: numpy_conv(*resnet, 3)),
+        ("wconv2d LeNet 28x28x1 5x5 ->32", 28 * 28 * 25 * 32,   # few-channel path
+         lambda t: E.wconv2d(lenet[0], 1, lenet_packed, 5, num_threads=t),
+         lambda: numpy_conv(lenet[0], lenet_signs, 5)),
         ("wconv2d 14x14x256 3x3 ->256", 14 * 14 * 2304 * 256,
          lambda t: E.wconv2d(wbin[0], 256, wbin_packed, 3, mul=wbin_alpha, num_threads=t),
          lambda: numpy_conv(wbin[0], wbin_float, 3)),  # float weights: 32x the memory

@@ -239,6 +239,36 @@ def test_random_geometries_all_ops(case):
                           pool_ref(x, *kernel, *strides, pool_pad, np.max))
 
 
+@pytest.mark.parametrize("name", E.ISA_NAMES)
+def test_each_isa_against_ref(name):
+    """Every path against the scalar reference path on one awkward layer of
+    each op; paths this machine/build cannot run are reported as skipped."""
+    if name not in ISAS:
+        pytest.skip(f"ISA {name} not available on this machine/build ({ISAS}); "
+                    "the NEON paths need an ARM build (e.g. under qemu)")
+    rng = np.random.default_rng(9)
+    x, wf = rand(rng, 2, 7, 6, 65), rand(rng, 70, 3, 3, 65)
+    x3, wf3 = rand(rng, 2, 7, 6, 3), rand(rng, 70, 3, 3, 3)
+    xd, wd = rand(rng, 3, 200), rand(rng, 130, 200)
+    calls = {
+        "wconv": lambda: E.wconv2d(x, 65, pack_signs(wf), 3, 2),
+        "wconv_few": lambda: E.wconv2d(x3, 3, pack_signs(wf3), 3),
+        "fconv": lambda: E.fconv2d(x, wf, 3, 2),
+        "wdense": lambda: E.wdense(xd, pack_signs(wd)),
+        "fdense": lambda: E.fdense(xd, wd),
+    }
+    for what, call in calls.items():
+        with isa("ref"):
+            want = call()
+        with isa(name):
+            got = call()
+        if what == "fconv" and name in ("avx2", "avx512", "ref"):
+            assert np.array_equal(got, want), what        # same FMA chains
+        else:                                             # other summation order
+            np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max(),
+                                       err_msg=f"{name} {what}")
+
+
 # ------------------------------------------------------ weights-only dense ---
 DENSE_CASES = [(1, 1, 1), (3, 63, 65), (1, 200, 130), (4, 64, 64), (3, 3, 300), (2, 1000, 10)]
 

@@ -1,6 +1,7 @@
 /* Portable weights-only dot products: the weight bit is XORed into the float
  * sign bit (x * sign(w) without a multiply or a branch), eight partial sums
- * so the compiler can keep them in vector registers. */
+ * so the compiler can keep them in vector registers. Weight words are read
+ * as little-endian bytes (every target we build for). */
 #include <string.h>
 #include "wgemm.h"
 
@@ -41,17 +42,19 @@ void ebnn_wgemm_generic(int npix, int64_t xstep, int ntaps,
             acc[j * ldacc + f] = one_dot(ntaps, x, j * xstep, wtap, c, w + f * ldw);
 }
 
-/* filters in a small lane array: the sign flip of x per filter bit */
+/* eight filters at a time in a lane array (32-bit ops on one weight byte,
+ * which the compiler vectorizes): the sign flip of x per filter bit */
 void ebnn_wgemmt_generic(int ns, const float *val, const int64_t *row,
                          const uint64_t *tw, int fw, int nf, float *acc)
 {
-    for (int f0 = 0; f0 < nf; f0 += 64) {
-        int n = nf - f0 < 64 ? nf - f0 : 64;
-        float lane[64] = {0};
+    for (int f0 = 0; f0 < nf; f0 += 8) {
+        int n = nf - f0 < 8 ? nf - f0 : 8;
+        const uint8_t *col = (const uint8_t *)(tw + (f0 >> 6)) + ((f0 & 63) >> 3);
+        float lane[8] = {0};
         for (int k = 0; k < ns; k++) {
-            uint64_t word = tw[row[k] * fw + (f0 >> 6)];
-            for (int l = 0; l < n; l++)
-                lane[l] += flip_sign(val[k], (uint32_t)(word >> l) & 1);
+            uint32_t byte = col[row[k] * fw * 8];
+            for (int l = 0; l < 8; l++)
+                lane[l] += flip_sign(val[k], (byte >> l) & 1);
         }
         for (int l = 0; l < n; l++)
             acc[f0 + l] = lane[l];

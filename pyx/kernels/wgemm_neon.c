@@ -72,8 +72,7 @@ static float total_of(int ntaps, const float *const *x, int64_t xoff, int c)
     return hsum4(tot);
 }
 
-/* all filters for np (constant) pixels; blocks of blk filters (8 for one
- * pixel, 4 for two, so the accumulators stay in registers) */
+/* all filters for np (constant) pixels in blocks of blk filters */
 static inline __attribute__((always_inline)) void
 filters(int np, int blk, int64_t xstep, int ntaps, const float *const *x,
         const int64_t *wtap, int c, const uint64_t *w, int64_t ldw, int nf,
@@ -102,8 +101,15 @@ void ebnn_wgemm_neon(int npix, int64_t xstep, int ntaps,
                     const uint64_t *w, int64_t ldw, int nf, float *acc,
                     int64_t ldacc)
 {
+    /* two pixels x 8 filters = 16 accumulators: fits aarch64's 32 q
+     * registers; armv7 has 16, so it takes 4 filters at a time */
+#if defined(__aarch64__)
+    if (npix == 2)
+        filters(2, WBLK, xstep, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
+#else
     if (npix == 2)
         filters(2, WBLK / 2, xstep, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
+#endif
     else
         filters(1, WBLK, 0, ntaps, x, wtap, c, w, ldw, nf, acc, ldacc);
 }
