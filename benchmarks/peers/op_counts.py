@@ -27,7 +27,8 @@ def tflite_ops(path):
 
 def ebnn_ops(path):
     import edgebnn
-    plan = edgebnn.load(path, backend="numpy").plan
+    from edgebnn.fold import fold
+    plan = fold(edgebnn.load_graph(path))
     names = []
     for op in plan.ops:
         if op.type.startswith("fused_"):
