@@ -229,18 +229,12 @@ def build_parser():
 
 # ---------------------------------------------------------------- demos ---
 def _add_demo_commands(sub):
-    """demo, serve, camera: defined in the demos package (edgebnn_demos when
-    installed, demos/ in a source checkout); absent without it."""
+    """demo, serve, camera: defined in the demos package, installed as
+    edgebnn_demos (demos/ in the source tree); absent without it."""
     import importlib.util
-    if importlib.util.find_spec("edgebnn_demos") is not None:
-        from edgebnn_demos import commands
-    else:
-        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        if not os.path.isfile(os.path.join(repo, "demos", "commands.py")):
-            return
-        if repo not in sys.path:
-            sys.path.append(repo)
-        from demos import commands
+    if importlib.util.find_spec("edgebnn_demos") is None:
+        return
+    from edgebnn_demos import commands
     commands.add(sub)
 
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import edgebnn
-from demos import camera
-from demos.models import DemoError
+from edgebnn_demos import camera
+from edgebnn_demos.models import DemoError
 from edgebnn.cli import main
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import edgebnn
-from demos import models, terminal
+from edgebnn_demos import models, terminal
 from edgebnn import GraphBuilder, save
 from edgebnn.cli import main
 from edgebnn.datasets import load_cifar10, load_mnist
@@ -227,21 +227,3 @@ def test_demo_with_a_model_for_dark_on_light_digits(tmp_path, digit_data, capsys
         assert code == 0, err
         accs.append(re.search(r"accuracy: (\S+) \((\d+)/60\)", out).group(2))
     assert accs[0] == accs[1] and int(accs[0]) >= 48
-
-
-def test_cli_uses_the_installed_package_name(tmp_path, monkeypatch, capsys):
-    """Installed, demos/ is the package edgebnn_demos; the CLI finds it by
-    that name (here: a link standing in for the installed copy)."""
-    import sys
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    (tmp_path / "edgebnn_demos").symlink_to(os.path.join(repo, "demos"))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert main(["demo", "--model", str(tmp_path / "none.ebnn")]) == 1
-        assert "no model file" in capsys.readouterr().err
-        assert "edgebnn_demos.terminal_demo" in sys.modules
-        assert sys.modules["edgebnn_demos.terminal_demo"].models.__name__ == \
-            "edgebnn_demos.models"                               # relative imports
-    finally:
-        for name in [n for n in sys.modules if n.startswith("edgebnn_demos")]:
-            del sys.modules[name]

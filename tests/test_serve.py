@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import edgebnn
-from demos import server as srv
+from edgebnn_demos import server as srv
 from edgebnn.cli import main
 
 

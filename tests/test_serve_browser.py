@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import edgebnn
-from demos import server as srv
+from edgebnn_demos import server as srv
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed "
                                 "(pip install selenium)")
@@ -147,7 +147,7 @@ def test_upload_a_non_image_shows_the_error(browser, colours_page, tmp_path):
 
 
 def test_screenshot_script(tmp_path):
-    from demos import screenshot
+    from edgebnn_demos import screenshot
     model = edgebnn.load(demo_models.save_digit_model(tmp_path / "d.ebnn"))
     label = screenshot.capture(model, "screenshot-test", tmp_path / "serve.png")
     assert label == "4"                          # the drawn "4" (screenshot.FOUR)

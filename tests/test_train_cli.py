@@ -10,7 +10,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from export import data, models, train  # noqa: E402
+from edgebnn_export import data, models, train  # noqa: E402
 
 pytestmark = pytest.mark.tf
 

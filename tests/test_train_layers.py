@@ -7,7 +7,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from export.layers import (LRN, BinaryConv2D, BinaryDense, ChannelScale,  # noqa: E402
+from edgebnn_export.layers import (LRN, BinaryConv2D, BinaryDense, ChannelScale,  # noqa: E402
                            ChannelZeroPad, SignActivation, ste_sign,
                            tf_same_pads)
 

@@ -5,8 +5,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from export import models  # noqa: E402
-from export.layers import (LRN, BinaryConv2D, BinaryDense,  # noqa: E402
+from edgebnn_export import models  # noqa: E402
+from edgebnn_export.layers import (LRN, BinaryConv2D, BinaryDense,  # noqa: E402
                            ChannelScale, ChannelZeroPad)
 
 pytestmark = pytest.mark.tf
