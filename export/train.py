@@ -1,4 +1,4 @@
-"""Train a (binarized) network: python -m export.train --help
+"""Train a (binarized) network: edgebnn-train --help (python -m edgebnn_export.train)
 
 A run directory holds run.json (the full recipe: enough for the exporter to
 rebuild the network with export.models.build(recipe['net'],
@@ -23,7 +23,7 @@ DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1, "momentum": 0.1}
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m export.train",
+        prog="edgebnn-train",
         description="Train LeNet / ResNet(n) / AlexNet with float or "
                     "binarized (xnor, scalar, binary) layers.")
     g = p.add_argument_group("data")
@@ -331,7 +331,7 @@ def main(argv=None):
         if data_dir is None or not data_dir.exists():
             parser.error("no data directory: pass --data or set EDGEBNN_DATA")
         recipe = recipe_from_args(args, data_dir.resolve())
-        run = {"format": "edgebnn-run/1", "command": ["python", "-m", "export.train", *argv],
+        run = {"format": "edgebnn-run/1", "command": ["edgebnn-train", *argv],
                "recipe": recipe, "status": "running", "epochs_done": 0}
     configure_threads(args.threads)
 
