@@ -135,6 +135,20 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_export(args):
+    """Keras/TF/Larq -> .ebnn; lives in the repository's export package
+    (needs TensorFlow), imported only for this command."""
+    try:
+        from export.exporter import main as export_main
+    except ImportError:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        try:
+            from export.exporter import main as export_main
+        except ImportError as e:
+            raise ValueError(f"export needs the repository's export package: {e}") from None
+    return export_main(args.export_args)
+
+
 def _positive(text):
     v = int(text)
     if v < 1:
@@ -182,6 +196,12 @@ def build_parser():
     s.add_argument("--runs", type=_positive, default=10)
     s.add_argument("--warmup", type=int, default=1)
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("export", help="Keras / checkpoint / Larq model -> .ebnn (TensorFlow)",
+                       add_help=False, prefix_chars="\0",
+                       description="see: edgebnn export --help")
+    s.add_argument("export_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_export)
     return p
 
 

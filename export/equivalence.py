@@ -1,0 +1,318 @@
+"""Layer-by-layer equivalence of a Keras model and its exported plan.
+
+For every op of the folded plan whose output is a Keras layer's output, the
+op is run (by edgebnn's own executor, engine or numpy) on the Keras values
+of its inputs -- "teacher forcing", so a difference is pinned to the one op
+that makes it -- and its output is compared with the Keras layer's output:
+
+- float outputs must agree within twice the worst-case float32 rounding
+  bound of the unfolded formula (export.reference);
+- bits outputs must equal sign() of the Keras value, except where that
+  value ("pre-sign") lies within the same bound of zero: such a bit may
+  flip either way, and every flip is listed with its pre-sign value and
+  the bound used.
+
+Each Keras layer is also checked against the float64 evaluation of the op
+it was converted to (the converter's own mistakes show up there). Then the
+whole file runs end to end for top-1 agreement and the largest logit
+difference. Anything else that differs fails, naming the first op.
+"""
+import numpy as np
+
+from edgebnn import fold as foldmod
+from edgebnn.bits import pack_signs, unpack_signs
+from edgebnn.numpy_backend import NumpyExecutor
+
+from .reference import U, evaluate
+
+REAL_TOP1_MIN = 0.999
+
+
+class Flip:
+    def __init__(self, op, layer, sample, index, presign, bound):
+        self.op, self.layer, self.sample, self.index = op, layer, sample, index
+        self.presign, self.bound = presign, bound
+
+    def __str__(self):
+        return (f"{self.op} (layer {self.layer}) sample {self.sample} at {list(self.index)}: "
+                f"pre-sign value {self.presign:.9g}, within rounding bound {self.bound:.3g}")
+
+
+class OpCheck:
+    """Result for one plan op."""
+
+    def __init__(self, op, layer, kind, sources):
+        self.op, self.layer, self.kind, self.sources = op, layer, kind, sources
+        self.elements = 0
+        self.worst = 0.0            # largest |ours - keras| / allowed (float), <= 1 passes
+        self.max_diff = 0.0
+        self.flips = []
+        self.violations = []        # messages
+
+    def fail(self, msg):
+        if len(self.violations) < 5:
+            self.violations.append(msg)
+
+
+class Report:
+    def __init__(self, source, samples):
+        self.source, self.samples = source, samples
+        self.ops = []
+        self.top1_agreement = None
+        self.max_logit_diff = None
+        self.keras_accuracy = self.file_accuracy = None
+        self.executor = None
+
+    @property
+    def flips(self):
+        return [f for c in self.ops for f in c.flips]
+
+    @property
+    def first_failure(self):
+        return next((c for c in self.ops if c.violations), None)
+
+    @property
+    def passed(self):
+        if self.first_failure is not None:
+            return False
+        return self.source != "real" or self.top1_agreement >= REAL_TOP1_MIN
+
+    def failure_message(self):
+        c = self.first_failure
+        if c is not None:
+            return (f"equivalence check failed: first diverging op {c.op!r} (Keras layer "
+                    f"{c.layer!r}): {c.violations[0]}")
+        if not self.passed:
+            return (f"equivalence check failed: top-1 agreement {self.top1_agreement:.4%} on "
+                    f"real inputs is under {REAL_TOP1_MIN:.1%}")
+        return None
+
+    def text(self):
+        lines = [f"equivalence on {self.samples} {self.source} input(s), executor "
+                 f"{self.executor}; layer by layer (each op fed the Keras values of its inputs):",
+                 f"  {'op':<28} {'kind':<5} {'elements':>10} {'max|diff|':>11} "
+                 f"{'diff/bound':>10} {'flips':>6}  status"]
+        for c in self.ops:
+            status = "FAIL" if c.violations else "ok"
+            ratio = "-" if c.kind == "bits" else f"{c.worst:.3g}"
+            diff = "-" if c.kind == "bits" else f"{c.max_diff:.3g}"
+            lines.append(f"  {c.op[:28]:<28} {c.kind:<5} {c.elements:>10,} {diff:>11} "
+                         f"{ratio:>10} {len(c.flips):>6}  {status}")
+            for v in c.violations:
+                lines.append(f"      {v}")
+        flips = self.flips
+        lines.append(f"binarized activations that differ: {len(flips)} (all within float32 "
+                     "rounding of the sign threshold)" if flips else
+                     "binarized activations that differ: none")
+        for f in flips:
+            lines.append(f"  flip: {f}")
+        lines.append(f"end to end: top-1 agreement {self.top1_agreement:.4%}, largest logit "
+                     f"difference {self.max_logit_diff:.3g}")
+        if self.keras_accuracy is not None:
+            lines.append(f"accuracy vs labels: Keras {self.keras_accuracy:.4%}, "
+                         f"exported file {self.file_accuracy:.4%}")
+        lines.append("PASSED" if self.passed else self.failure_message())
+        return "\n".join(lines)
+
+
+def _keras_model_class(model):
+    for mod in ("keras", "tf_keras"):
+        try:
+            cls = __import__(mod).Model
+        except ImportError:
+            continue
+        if isinstance(model, cls):
+            return cls
+    raise TypeError(f"{type(model)} is not a Keras model")
+
+
+class _Stepper:
+    """Runs single plan ops through an edgebnn executor."""
+
+    def __init__(self, plan, backend):
+        self.engine = None
+        if backend in ("auto", "engine"):
+            from edgebnn.engine_backend import EngineExecutor, load_engine
+            if load_engine() is not None:
+                self.engine = EngineExecutor(plan)
+            elif backend == "engine":
+                raise ValueError("the compiled engine is not built")
+        if self.engine is None:
+            self.numpy = {op.name: fn for op, fn in NumpyExecutor(plan).steps}
+        self.name = "engine" if self.engine is not None else "numpy"
+        self.run = (self.engine or NumpyExecutor(plan)).run
+
+    def feed(self, value, kind, negate):
+        """A tensor in the executor's representation."""
+        if kind != "bits":
+            return np.ascontiguousarray(value, np.float32)
+        neg = value < 0
+        if negate is not None:
+            neg = neg ^ negate
+        signs = np.where(neg, -1.0, 1.0).astype(np.float32)
+        return pack_signs(signs) if self.engine is not None else signs
+
+    def step(self, op, ins):
+        if self.engine is not None:
+            out = self.engine._step(op, ins, 1)
+            if out.dtype == np.uint64:
+                out = unpack_signs(out, op.shape[-1])
+        else:
+            out = self.numpy[op.name](op, ins)
+        return np.asarray(out, np.float64)
+
+
+def _negated_channels(graph):
+    """{tensor: bool mask} of bits tensors that folding stores inverted
+    (conv -> maxpool -> batchnorm with gamma < 0; see fold._pool_pattern)."""
+    out = {}
+    for op in graph.ops:
+        pattern = foldmod._pool_pattern(graph, op)
+        if pattern is not None and pattern[3] is not None:
+            last = pattern[2] or pattern[1]
+            out[last.name] = pattern[3]
+    return out
+
+
+class Checker:
+    def __init__(self, keras_model, conversion, backend="auto"):
+        self.model, self.conv = keras_model, conversion
+        self.graph = conversion.graph
+        self.plan = foldmod.fold(self.graph)
+        self.stepper = _Stepper(self.plan, backend)
+        self.negated = _negated_channels(self.graph)
+        ck = conversion.checkpoints
+        self.input = self.graph.input.name
+        self.comparable = {self.input}
+        for op in self.plan.ops:
+            origin = self.plan.origin.get(op.name, [op.name])
+            if op.name in ck and origin[-1] == op.name:
+                self.comparable.add(op.name)
+        layers = [n for n in ck if n != self.input]
+        cls = _keras_model_class(keras_model)
+        self.layer_names = layers
+        outs = [keras_model.get_layer(ck[n]).output for n in layers]
+        self.probe = cls(keras_model.inputs, outs)
+        self.checks = []
+        for op in self.plan.ops:
+            if op.name in self.comparable:
+                self.checks.append(OpCheck(op.name, ck[op.name], op.kind,
+                                           self._chain(op)))
+
+    def _chain(self, op):
+        """Source ops (graph order) computing plan op `op` from tensors the
+        Keras model provides."""
+        names, todo = set(), [op.name]
+        while todo:
+            n = todo.pop()
+            names.update(self.plan.origin.get(n, [n]))
+            for i in self.plan.by_name[n].inputs:
+                if i not in self.comparable:
+                    todo.append(i)
+        return [o for o in self.graph.ops if o.name in names]
+
+    def _keras_values(self, x):
+        outs = self.probe([x], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        vals = {n: np.asarray(o, np.float64) for n, o in zip(self.layer_names, outs)}
+        vals[self.input] = np.asarray(x, np.float64)
+        return vals
+
+    def _run_chunk(self, x, checks, n0):
+        kv = self._keras_values(x)
+        ours = {}
+        it = iter(checks)
+        for op in self.plan.ops:
+            ins = []
+            for name in op.inputs:
+                if name in self.comparable:
+                    kind = "float" if name == self.input else self.plan.by_name[name].kind
+                    ins.append(self.stepper.feed(kv[name], kind, self.negated.get(name)))
+                else:
+                    ins.append(ours[name])
+            out = self.stepper.step(op, ins)
+            if op.name not in self.comparable:
+                ours[op.name] = self.stepper.feed(out, op.kind, None) if op.kind == "bits" \
+                    else out.astype(np.float32)
+                continue
+            self._compare(next(it), op, out, kv, n0)
+
+    def _compare(self, check, op, out, kv, n0):
+        ref, err = {}, {}
+        for src in check.sources:
+            xs = [ref[i] if i in ref else kv[i] for i in src.inputs]
+            es = [err[i] if i in err else np.zeros_like(kv[i]) for i in src.inputs]
+            ref[src.name], err[src.name] = evaluate(src, xs, es, src.name in self.conv.float_acc)
+            if src.name in kv and src.type != "sign":
+                # the converter: Keras must compute the op's formula
+                bad = np.abs(kv[src.name] - ref[src.name]) > err[src.name] * (1 + 1e-6) + 1e-300
+                if np.any(bad):
+                    idx = np.argwhere(bad)[0]
+                    check.fail(f"Keras layer {self.conv.checkpoints[src.name]!r} computes "
+                               f"{kv[src.name][tuple(idx)]:.9g} at sample {n0 + idx[0]} "
+                               f"{list(idx[1:])}, the converted op {src.name!r} "
+                               f"{ref[src.name][tuple(idx)]:.9g} (bound "
+                               f"{err[src.name][tuple(idx)]:.3g}): the conversion does not "
+                               "match the layer")
+        keras = kv[op.name]
+        check.elements += keras.size
+        if op.kind == "bits":
+            src = self.graph.by_name[op.name]
+            pre = src.inputs[0] if src.type == "sign" else op.name
+            presign = kv.get(pre, ref.get(pre))
+            bound = 2 * err.get(pre, np.zeros_like(presign))
+            ours_neg = out < 0
+            if op.name in self.negated:
+                ours_neg = ours_neg ^ self.negated[op.name]
+            differ = ours_neg != (presign < 0)
+            for idx in np.argwhere(differ):
+                i = tuple(idx)
+                if abs(presign[i]) <= bound[i]:
+                    check.flips.append(Flip(op.name, check.layer, n0 + idx[0], idx[1:],
+                                            presign[i], bound[i]))
+                else:
+                    check.fail(f"bit differs at sample {n0 + idx[0]} {list(idx[1:])}: "
+                               f"pre-sign value {presign[i]:.9g} is outside the rounding "
+                               f"bound {bound[i]:.3g}")
+            return
+        allowed = 2 * err[op.name] * (1 + 1e-6) + np.abs(keras) * 2 * U
+        diff = np.abs(out - keras)
+        check.max_diff = max(check.max_diff, float(diff.max(initial=0)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(diff > 0, diff / allowed, 0.0)
+        check.worst = max(check.worst, float(np.nan_to_num(ratio, nan=np.inf).max(initial=0)))
+        if np.any(diff > allowed):
+            idx = np.argwhere(diff > allowed)[0]
+            i = tuple(idx)
+            check.fail(f"value {out[i]:.9g} vs Keras {keras[i]:.9g} at sample {n0 + idx[0]} "
+                       f"{list(idx[1:])}: difference {diff[i]:.3g} exceeds the rounding "
+                       f"bound {allowed[i]:.3g}")
+
+    def run(self, x, labels=None, source="random", chunk=None):
+        """x: float32 [N, *input] model inputs; labels: int [N] or None."""
+        x = np.ascontiguousarray(x, np.float32)
+        report = Report(source, len(x))
+        report.executor = self.stepper.name
+        if chunk is None:
+            biggest = max(int(np.prod(op.shape)) * max(1, op.fan_in or 1) for op in self.plan.ops)
+            chunk = int(max(1, min(256, (1 << 24) // max(biggest, 1))))
+        keras_out, file_out = [], []
+        for n0 in range(0, len(x), chunk):
+            xc = x[n0:n0 + chunk]
+            self._run_chunk(xc, self.checks, n0)
+            keras_out.append(np.asarray(self.model([xc], training=False), np.float64))
+            file_out.append(np.asarray(self.stepper.run(xc), np.float64))
+        k, f = np.concatenate(keras_out), np.concatenate(file_out)
+        k, f = k.reshape(len(k), -1), f.reshape(len(f), -1)
+        report.ops = self.checks
+        report.top1_agreement = float(np.mean(k.argmax(1) == f.argmax(1)))
+        report.max_logit_diff = float(np.abs(k - f).max())
+        if labels is not None:
+            labels = np.asarray(labels).reshape(-1)
+            report.keras_accuracy = float(np.mean(k.argmax(1) == labels))
+            report.file_accuracy = float(np.mean(f.argmax(1) == labels))
+        return report
+
+
+def check(keras_model, conversion, x, labels=None, source="random", backend="auto"):
+    return Checker(keras_model, conversion, backend).run(x, labels, source)
