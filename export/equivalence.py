@@ -192,7 +192,7 @@ class Checker:
         cls = _keras_model_class(keras_model)
         self.layer_names = layers
         outs = [keras_model.get_layer(ck[n]).output for n in layers]
-        self.probe = cls(keras_model.inputs, outs)
+        self.probe = cls(keras_model.inputs[0], outs)
         self.checks = []
         for op in self.plan.ops:
             if op.name in self.comparable:
@@ -212,7 +212,7 @@ class Checker:
         return [o for o in self.graph.ops if o.name in names]
 
     def _keras_values(self, x):
-        outs = self.probe([x], training=False)
+        outs = self.probe(x, training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         vals = {n: np.asarray(o, np.float64) for n, o in zip(self.layer_names, outs)}
         vals[self.input] = np.asarray(x, np.float64)
@@ -288,19 +288,28 @@ class Checker:
                        f"{list(idx[1:])}: difference {diff[i]:.3g} exceeds the rounding "
                        f"bound {allowed[i]:.3g}")
 
+    def _per_sample_floats(self):
+        """Largest float64 work array of the reference per sample (im2col)."""
+        big = 1
+        for op in self.graph.ops:
+            n = int(np.prod(op.shape))
+            if op.type == "conv2d":
+                n = int(np.prod(op.shape[:2])) * op.fan_in * int(np.prod(op.attrs["kernel"]))
+            big = max(big, n)
+        return big
+
     def run(self, x, labels=None, source="random", chunk=None):
         """x: float32 [N, *input] model inputs; labels: int [N] or None."""
         x = np.ascontiguousarray(x, np.float32)
         report = Report(source, len(x))
         report.executor = self.stepper.name
         if chunk is None:
-            biggest = max(int(np.prod(op.shape)) * max(1, op.fan_in or 1) for op in self.plan.ops)
-            chunk = int(max(1, min(256, (1 << 24) // max(biggest, 1))))
+            chunk = int(max(1, min(256, (1 << 23) // self._per_sample_floats())))
         keras_out, file_out = [], []
         for n0 in range(0, len(x), chunk):
             xc = x[n0:n0 + chunk]
             self._run_chunk(xc, self.checks, n0)
-            keras_out.append(np.asarray(self.model([xc], training=False), np.float64))
+            keras_out.append(np.asarray(self.model(xc, training=False), np.float64))
             file_out.append(np.asarray(self.stepper.run(xc), np.float64))
         k, f = np.concatenate(keras_out), np.concatenate(file_out)
         k, f = k.reshape(len(k), -1), f.reshape(len(f), -1)
