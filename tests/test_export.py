@@ -282,3 +282,26 @@ def test_near_threshold_bits_are_flips_or_equal():
     assert report.passed, report.text()
     for f in report.flips:
         assert abs(f.presign) <= f.bound
+
+
+def test_tflite_float_twin(tmp_path):
+    from export.tflite import run_tflite, twin_outputs
+    keras.utils.set_random_seed(8)
+    model = randomize_bn(models.build("lenet", scheme="binary", **SMALL["lenet"]))
+    src, out = tmp_path / "m.keras", tmp_path / "m.ebnn"
+    model.save(src)
+    logs = []
+    export(str(src), str(out), samples=40, tflite=("fp32", "int8"), log=logs.append)
+    x = inputs(model, 8, seed=9)
+    graph = convert(model).graph
+    twin = twin_outputs(graph, x)
+    fp32 = run_tflite(str(tmp_path / "m.fp32.tflite"), x)
+    assert np.abs(fp32 - twin).max() < 1e-4 * max(1.0, np.abs(twin).max())
+    int8 = run_tflite(str(tmp_path / "m.int8.tflite"), x)
+    assert int8.shape == twin.shape
+    # full-integer: int8 input and output tensors
+    import tensorflow as tf
+    interp = tf.lite.Interpreter(model_path=str(tmp_path / "m.int8.tflite"))
+    assert interp.get_input_details()[0]["dtype"] == np.int8
+    assert interp.get_output_details()[0]["dtype"] == np.int8
+    assert any("m.int8.tflite" in line for line in logs)
