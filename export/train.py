@@ -36,9 +36,12 @@ def parse_args(argv=None):
                    help="resize folder images to H W")
     g.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only N training (and at most N test) samples")
-    g.add_argument("--augment", action=argparse.BooleanOptionalAction,
-                   default=None, help="random crop (4-pixel padding) + "
-                   "horizontal flip (default: on for cifar10)")
+    g.add_argument("--augment", choices=("none", "crop", "crop-flip"),
+                   default=None, help="random crop of the zero-padded image "
+                   "(+ horizontal flip); default: crop-flip for cifar10, "
+                   "else none")
+    g.add_argument("--crop-pad", type=int, default=4,
+                   help="zero padding before the random crop (pixels)")
     g = p.add_argument_group("network")
     g.add_argument("--net", choices=("lenet", "resnet", "alexnet"),
                    default="lenet")
@@ -106,6 +109,8 @@ def parse_args(argv=None):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.crop_pad < 0:
+        p.error("--crop-pad must be >= 0")
     if args.width <= 0:
         p.error("--width must be > 0")
     if args.lr is not None and args.lr <= 0:
@@ -130,13 +135,13 @@ def recipe_from_args(args, data_dir):
                      bn_before_sign=not args.bn_after_conv)
     else:
         model["dropout"] = args.dropout
-    augment = args.augment if args.augment is not None else (
-        args.dataset == "cifar10")
+    augment = args.augment or (
+        "crop-flip" if args.dataset == "cifar10" else "none")
     return {
         "net": args.net, "model": model,
         "data": {"dataset": args.dataset, "dir": str(data_dir),
                  "image_size": args.image_size, "limit": args.limit,
-                 "augment": augment},
+                 "augment": augment, "crop_pad": args.crop_pad},
         "train": {"epochs": args.epochs or 10, "batch_size": args.batch_size,
                   "optimizer": args.optimizer,
                   "lr": args.lr or DEFAULT_LR[args.optimizer],
@@ -199,7 +204,11 @@ def preprocess_spec(x_train):
             "formula": "(uint8 * scale - mean[c]) / std[c], NHWC"}
 
 
-def make_dataset(x, y, spec, batch, shuffle, augment, seed, threads):
+def make_dataset(x, y, spec, batch, shuffle, augment, seed, threads,
+                 crop_pad=4):
+    """augment: 'none', 'crop' or 'crop-flip' (He et al. on CIFAR: 4-pixel
+    padding, random crop back to size, random horizontal flip). The padding
+    is 0 after normalisation, i.e. the mean colour."""
     import tensorflow as tf
     mean = tf.constant(spec["mean"], tf.float32)
     std = tf.constant(spec["std"], tf.float32)
@@ -207,9 +216,12 @@ def make_dataset(x, y, spec, batch, shuffle, augment, seed, threads):
 
     def prep(img, label):
         img = (tf.cast(img, tf.float32) * spec["scale"] - mean) / std
-        if augment:  # He et al.: 4-pixel zero padding, random crop, flip
-            img = tf.image.pad_to_bounding_box(img, 4, 4, h + 8, w + 8)
+        if augment in ("crop", "crop-flip"):
+            img = tf.image.pad_to_bounding_box(img, crop_pad, crop_pad,
+                                               h + 2 * crop_pad,
+                                               w + 2 * crop_pad)
             img = tf.image.random_crop(img, (h, w, c))
+        if augment == "crop-flip":
             img = tf.image.random_flip_left_right(img)
         return img, label
 
@@ -362,7 +374,8 @@ def main(argv=None):
 
     threads = args.threads
     train_ds = make_dataset(x_train, y_train, spec, train["batch_size"], True,
-                            recipe["data"]["augment"], train["seed"], threads)
+                            recipe["data"]["augment"], train["seed"], threads,
+                            recipe["data"].get("crop_pad", 4))
     test_ds = make_dataset(x_test, y_test, spec, 256, False, False, 0, threads)
     start = int(state["epoch"].numpy())
     verbose = args.verbose if args.verbose is not None else (

@@ -102,6 +102,21 @@ def test_bad_arguments_exit_with_usage(folder_dataset, tmp_path):
         train.main(["--out", str(tmp_path / "missing"), "--resume"])
 
 
+@pytest.mark.parametrize("mode", ["crop", "crop-flip"])
+def test_augmentation_is_a_window_of_the_padded_image(mode):
+    img = np.arange(5 * 6 * 2, dtype=np.uint8).reshape(1, 5, 6, 2) + 1
+    spec = {"scale": 1.0, "mean": [0.0, 0.0], "std": [1.0, 1.0]}
+    ds = train.make_dataset(img, np.zeros(1, np.int32), spec, 1, False, mode,
+                            0, 1, crop_pad=2)
+    padded = np.pad(img[0].astype(np.float32), ((2, 2), (2, 2), (0, 0)))
+    windows = [padded[y:y + 5, x:x + 6] for y in range(5) for x in range(5)]
+    if mode == "crop-flip":
+        windows += [w[:, ::-1] for w in windows]
+    for _ in range(5):
+        out = next(iter(ds))[0].numpy()[0]
+        assert any(np.array_equal(out, w) for w in windows)
+
+
 def test_read_idx_roundtrip_and_corruption(tmp_path):
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     path = tmp_path / "imgs-idx3-ubyte.gz"
@@ -148,6 +163,6 @@ def test_cifar10_resnet_few_samples(tmp_path):
                        "64", "--optimizer", "momentum", "--schedule", "step",
                        "--verbose", "0", "--out", str(out)]) == 0
     run = json.loads((out / "run.json").read_text())
-    assert run["recipe"]["data"]["augment"] is True
+    assert run["recipe"]["data"]["augment"] == "crop-flip"
     assert run["input_shape"] == [32, 32, 3] and len(run["classes"]) == 10
     assert len(read_log(out)) == 1
