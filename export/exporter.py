@@ -249,6 +249,8 @@ def export(source, output, *, force=False, data=None, dataset=None, samples=None
             raise ExportError(f"{len(labels)} labels but the model's output has shape "
                               f"{out_shape}")
         conversion.graph.labels = labels
+    if data is not None and dataset is None and run:
+        dataset = run.get("recipe", {}).get("data", {}).get("dataset")
     x, y, kind = sample_inputs(conversion.graph, data, dataset, samples)
     checker = Checker(model, conversion, backend)
     report = checker.run(x, y, kind)
