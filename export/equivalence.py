@@ -38,6 +38,19 @@ class Flip:
                 f"pre-sign value {self.presign:.9g}, within rounding bound {self.bound:.3g}")
 
 
+class FreeFlip:
+    """A binarized value differing from Keras when the file runs end to end."""
+
+    def __init__(self, op, sample, index, keras_pre, ours_pre, cause):
+        self.op, self.sample, self.index = op, sample, index
+        self.keras_pre, self.ours_pre, self.cause = keras_pre, ours_pre, cause
+
+    def __str__(self):
+        ours = "" if self.ours_pre is None else f", edgebnn {self.ours_pre:.9g}"
+        return (f"{self.op} sample {self.sample} at {list(self.index)}: Keras pre-sign "
+                f"{self.keras_pre:.9g}{ours} ({self.cause})")
+
+
 class OpCheck:
     """Result for one plan op."""
 
@@ -62,6 +75,7 @@ class Report:
         self.max_logit_diff = None
         self.keras_accuracy = self.file_accuracy = None
         self.executor = None
+        self.free_flips = []
 
     @property
     def flips(self):
@@ -108,6 +122,14 @@ class Report:
             lines.append(f"  flip: {f}")
         lines.append(f"end to end: top-1 agreement {self.top1_agreement:.4%}, largest logit "
                      f"difference {self.max_logit_diff:.3g}")
+        causes = {}
+        for f in self.free_flips:
+            causes[f.cause] = causes.get(f.cause, 0) + 1
+        lines.append(f"end to end, binarized values that differ from Keras: "
+                     f"{len(self.free_flips)}" + (" (" + ", ".join(
+                         f"{n} {c}" for c, n in sorted(causes.items())) + ")" if causes else ""))
+        for f in self.free_flips:
+            lines.append(f"  {f}")
         if self.keras_accuracy is not None:
             lines.append(f"accuracy vs labels: Keras {self.keras_accuracy:.4%}, "
                          f"exported file {self.file_accuracy:.4%}")
@@ -220,6 +242,7 @@ class Checker:
 
     def _run_chunk(self, x, checks, n0):
         kv = self._keras_values(x)
+        self._teacher, self._bound = {}, {}
         ours = {}
         it = iter(checks)
         for op in self.plan.ops:
@@ -235,7 +258,9 @@ class Checker:
                 ours[op.name] = self.stepper.feed(out, op.kind, None) if op.kind == "bits" \
                     else out.astype(np.float32)
                 continue
+            self._teacher[op.name] = out
             self._compare(next(it), op, out, kv, n0)
+        return kv
 
     def _compare(self, check, op, out, kv, n0):
         ref, err = {}, {}
@@ -276,6 +301,7 @@ class Checker:
                                f"bound {bound[i]:.3g}")
             return
         allowed = 2 * err[op.name] * (1 + 1e-6) + np.abs(keras) * 2 * U
+        self._bound[op.name] = allowed
         diff = np.abs(out - keras)
         check.max_diff = max(check.max_diff, float(diff.max(initial=0)))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -287,6 +313,45 @@ class Checker:
             check.fail(f"value {out[i]:.9g} vs Keras {keras[i]:.9g} at sample {n0 + idx[0]} "
                        f"{list(idx[1:])}: difference {diff[i]:.3g} exceeds the rounding "
                        f"bound {allowed[i]:.3g}")
+
+    def _free_run(self, x, kv, n0, report):
+        """The plan end to end on its own values; every binarized value
+        (bits outputs, and the sign() a binary op applies to a float input)
+        that differs from Keras is recorded. Each is either a flip of the
+        op itself (its teacher-forced result differs the same way: checked
+        against the rounding bound above) or propagated from earlier
+        differences (the op's inputs already differ from Keras's)."""
+        vals = {self.input: self.stepper.feed(x, "float", None)}
+        for op in self.plan.ops:
+            ins = [vals[n] for n in op.inputs]
+            out = self.stepper.step(op, ins)
+            vals[op.name] = self.stepper.feed(out, op.kind, None) if op.kind == "bits" \
+                else out.astype(np.float32)
+            if op.name in self.comparable and op.kind == "bits":
+                neg = out < 0
+                teacher = self._teacher[op.name] < 0
+                if op.name in self.negated:
+                    neg, teacher = neg ^ self.negated[op.name], teacher ^ self.negated[op.name]
+                src = self.graph.by_name[op.name]
+                pre = kv[src.inputs[0] if src.type == "sign" else op.name]
+                for idx in np.argwhere(neg != (pre < 0)):
+                    i = tuple(idx)
+                    cause = "own flip" if neg[i] == teacher[i] else "propagated"
+                    report.free_flips.append(FreeFlip(op.name, n0 + idx[0], idx[1:], pre[i],
+                                                      None, cause))
+            a = op.attrs
+            if a.get("scheme") == "binary" and \
+                    op.inputs[0] in self.comparable and op.inputs[0] != self.input and \
+                    self.plan.by_name[op.inputs[0]].kind == "float":
+                name = op.inputs[0]
+                ours, theirs = vals[name], kv[name]
+                for idx in np.argwhere((ours < 0) != (theirs < 0)):
+                    i = tuple(idx)
+                    own = abs(theirs[i]) <= self._bound.get(name, np.zeros_like(theirs))[i]
+                    report.free_flips.append(FreeFlip(
+                        f"{op.name} (sign of input {name})", n0 + idx[0], idx[1:], theirs[i],
+                        float(ours[i]), "within rounding" if own else "propagated"))
+        return vals[self.plan.output]
 
     def _per_sample_floats(self):
         """Largest float64 work array of the reference per sample (im2col)."""
@@ -308,9 +373,13 @@ class Checker:
         keras_out, file_out = [], []
         for n0 in range(0, len(x), chunk):
             xc = x[n0:n0 + chunk]
-            self._run_chunk(xc, self.checks, n0)
+            kv = self._run_chunk(xc, self.checks, n0)
             keras_out.append(np.asarray(self.model(xc, training=False), np.float64))
-            file_out.append(np.asarray(self.stepper.run(xc), np.float64))
+            free = np.asarray(self._free_run(xc, kv, n0, report), np.float64)
+            whole = np.asarray(self.stepper.run(xc), np.float64)
+            if not np.array_equal(free, whole):
+                raise AssertionError("op-by-op run differs from the executor's run")
+            file_out.append(whole)
         k, f = np.concatenate(keras_out), np.concatenate(file_out)
         k, f = k.reshape(len(k), -1), f.reshape(len(f), -1)
         report.ops = self.checks

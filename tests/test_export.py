@@ -282,6 +282,11 @@ def test_near_threshold_bits_are_flips_or_equal():
     assert report.passed, report.text()
     for f in report.flips:
         assert abs(f.presign) <= f.bound
+    own = {(f.op, f.sample, tuple(f.index)) for f in report.flips}
+    for f in report.free_flips:
+        assert f.cause in ("own flip", "within rounding", "propagated")
+        if f.cause == "own flip":
+            assert (f.op, f.sample, tuple(f.index)) in own
 
 
 def test_tflite_float_twin(tmp_path):
