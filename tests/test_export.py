@@ -284,7 +284,7 @@ def test_near_threshold_bits_are_flips_or_equal():
         assert abs(f.presign) <= f.bound
     own = {(f.op, f.sample, tuple(f.index)) for f in report.flips}
     for f in report.free_flips:
-        assert f.cause in ("own flip", "within rounding", "propagated")
+        assert f.cause in ("own flip", "within accumulated rounding", "after an earlier flip")
         if f.cause == "own flip":
             assert (f.op, f.sample, tuple(f.index)) in own
 
