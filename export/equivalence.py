@@ -103,10 +103,11 @@ class Report:
         return None
 
     def text(self):
-        lines = [f"equivalence on {self.samples} {self.source} input(s), executor "
-                 f"{self.executor}; layer by layer (each op fed the Keras values of its inputs):",
-                 f"  {'op':<28} {'kind':<5} {'elements':>10} {'max|diff|':>11} "
-                 f"{'diff/bound':>10} {'flips':>6}  status"]
+        lines = [(f"equivalence on {self.samples} {self.source} input(s), executor "
+                  f"{self.executor}; layer by layer (each op fed the Keras values of its "
+                  "inputs):"),
+                 (f"  {'op':<28} {'kind':<5} {'elements':>10} {'max|diff|':>11} "
+                  f"{'diff/bound':>10} {'flips':>6}  status")]
         for c in self.ops:
             status = "FAIL" if c.violations else "ok"
             ratio = "-" if c.kind == "bits" else f"{c.worst:.3g}"

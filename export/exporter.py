@@ -36,6 +36,7 @@ def _legacy_keras():
 def _import_larq():
     try:
         import larq  # noqa: F401  (registers its layers and quantizers with tf_keras)
+
         from . import larq_import  # noqa: F401
     except ImportError:
         pass

@@ -16,7 +16,6 @@ int8 is full-integer (int8 input and output, TFLITE_BUILTINS_INT8) with the
 check's inputs as representative data; an op without an int8 kernel (LRN)
 makes the converter keep float ops, which is reported.
 """
-import os
 
 import numpy as np
 
@@ -113,7 +112,7 @@ def write_tflite(graph, output, mode, samples, log=print):
         data = conv.convert()
     else:
         raise ValueError(f"tflite mode must be fp32 or int8, got {mode!r}")
-    stem = output[:-5] if output.endswith(".ebnn") else output
+    stem = output.removesuffix(".ebnn")
     path = f"{stem}.{mode}.tflite"
     with open(path, "wb") as f:
         f.write(data)

@@ -1,7 +1,6 @@
 """The exporter: Keras (export.layers / export.models) -> .ebnn, checked
 layer by layer; errors it promises. Small random networks, random inputs."""
 import json
-import os
 
 import numpy as np
 import pytest
@@ -10,12 +9,12 @@ pytestmark = pytest.mark.tf
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-import edgebnn  # noqa: E402
-from export import layers as L  # noqa: E402
-from export import models  # noqa: E402
-from export.convert import ExportError, convert  # noqa: E402
-from export.equivalence import Checker  # noqa: E402
-from export.exporter import export, main  # noqa: E402
+import edgebnn
+from export import layers as L
+from export import models
+from export.convert import ExportError, convert
+from export.equivalence import Checker
+from export.exporter import export, main
 
 SMALL = {"lenet": dict(width=0.2, input_shape=(12, 12, 1), classes=5),
          "resnet": dict(n=1, width=0.5, input_shape=(8, 8, 3), classes=4),
@@ -215,7 +214,7 @@ def test_checkpoint_and_recipe(tmp_path):
 
 def test_truncated_and_wrong_checkpoint(tmp_path, capsys):
     run, _ = _run_dir(tmp_path)
-    data = [p for p in (run / "best").iterdir() if ".data-" in p.name][0]
+    data = next(p for p in (run / "best").iterdir() if ".data-" in p.name)
     full = data.read_bytes()
     data.write_bytes(full[:len(full) // 2])
     assert main([str(run), "-o", str(tmp_path / "a.ebnn")]) == 1

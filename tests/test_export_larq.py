@@ -9,11 +9,11 @@ pytestmark = pytest.mark.tf
 lq = pytest.importorskip("larq")
 tf_keras = pytest.importorskip("tf_keras")
 
-import edgebnn  # noqa: E402
-from export import larq_import  # noqa: E402,F401  (registers QuantConv2D / QuantDense)
-from export.convert import ExportError, convert  # noqa: E402
-from export.equivalence import Checker  # noqa: E402
-from export.exporter import export  # noqa: E402
+import edgebnn
+from export import larq_import  # noqa: F401  (registers QuantConv2D / QuantDense)
+from export.convert import ExportError, convert
+from export.equivalence import Checker
+from export.exporter import export
 
 kl = tf_keras.layers
 CLIP = dict(kernel_constraint="weight_clip")
