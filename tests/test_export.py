@@ -309,3 +309,20 @@ def test_tflite_float_twin(tmp_path):
     assert interp.get_input_details()[0]["dtype"] == np.int8
     assert interp.get_output_details()[0]["dtype"] == np.int8
     assert any("m.int8.tflite" in line for line in logs)
+
+
+def test_labels_and_preprocessing_options(tmp_path, capsys):
+    keras.utils.set_random_seed(1)
+    model = models.build("lenet", scheme="xnor", **SMALL["lenet"])
+    src, out = tmp_path / "m.keras", tmp_path / "m.ebnn"
+    model.save(src)
+    assert main([str(src), "-o", str(out), "--samples", "4", "--labels", "a,b,c,d,e",
+                 "--mean", "0.5", "--std", "0.25", "--invert", "--scale", "0.5"]) == 0
+    m = edgebnn.load(str(out))
+    assert m.labels == ["a", "b", "c", "d", "e"]
+    assert m.input_spec.preprocess == {"size": [12, 12], "channels": 1, "scale": 0.5,
+                                       "mean": [0.5], "std": [0.25], "invert": True}
+    assert main([str(src), "-o", str(tmp_path / "n.ebnn"), "--labels", "a,b"]) == 1
+    assert "2 labels but the model's output has shape [5]" in capsys.readouterr().err
+    assert main([str(src), "-o", str(out), "--force", "--samples", "4", "--no-preprocess"]) == 0
+    assert edgebnn.load(str(out)).input_spec.preprocess is None
