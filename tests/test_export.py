@@ -88,7 +88,8 @@ def test_binary_variants_pass(net, kw, bits):
 def _awkward_model(channels, size, stride, padding, scheme, k_scale):
     x = inp = keras.Input((size[0], size[1], channels))
     x = L.BinaryConv2D(channels, 3, stride, "same" if padding == "same_one" and
-                       scheme != "binary" else padding, scheme=scheme, k_scale=k_scale)(x)
+                       scheme != "binary" else padding, scheme=scheme, k_scale=k_scale,
+                       use_bias=channels % 2 == 1)(x)
     x = keras.layers.BatchNormalization()(x)
     x = L.BinaryConv2D(65, 3, 1, padding if padding != "valid" else "same", scheme="binary",
                        k_scale=k_scale)(x)
