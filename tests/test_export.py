@@ -26,6 +26,8 @@ def randomize_bn(model, seed=0, zero_gamma=True):
     the sign thresholds inside the dot range."""
     r = np.random.default_rng(seed)
     for layer in model.layers:
+        if isinstance(layer, (L.BinaryConv2D, L.BinaryDense)) and layer.bias is not None:
+            layer.bias.assign(r.normal(0, 0.3, layer.bias.shape))
         if isinstance(layer, keras.layers.BatchNormalization):
             c = layer.moving_mean.shape[0]
             gamma = r.uniform(0.5, 2, c) * r.choice([-1, 1], c)
