@@ -329,3 +329,16 @@ def test_labels_and_preprocessing_options(tmp_path, capsys):
     assert "2 labels but the model's output has shape [5]" in capsys.readouterr().err
     assert main([str(src), "-o", str(out), "--force", "--samples", "4", "--no-preprocess"]) == 0
     assert edgebnn.load(str(out)).input_spec.preprocess is None
+
+
+@pytest.mark.parametrize("backend", ["numpy", "engine"])
+def test_both_executors_check(backend):
+    from edgebnn.engine_backend import load_engine
+    if backend == "engine" and load_engine() is None:
+        pytest.skip("the compiled engine is not built")
+    keras.utils.set_random_seed(12)
+    model = randomize_bn(models.build("alexnet", scheme="binary", k_scale=False,
+                                      **SMALL["alexnet"]))
+    report = Checker(model, convert(model), backend=backend).run(inputs(model, 8))
+    assert report.executor == backend
+    assert report.passed, report.text()
