@@ -342,3 +342,16 @@ def test_both_executors_check(backend):
     report = Checker(model, convert(model), backend=backend).run(inputs(model, 8))
     assert report.executor == backend
     assert report.passed, report.text()
+
+
+def test_top1_rule_applies_to_real_inputs_only():
+    from export.equivalence import Report
+    report = Report("real", 1000)
+    report.top1_agreement, report.max_logit_diff = 0.998, 0.5
+    assert not report.passed
+    assert "top-1 agreement 99.8000% on real inputs is under 99.9%" in report.failure_message()
+    report.top1_agreement = 0.999
+    assert report.passed and report.failure_message() is None
+    report = Report("random", 64)
+    report.top1_agreement, report.max_logit_diff = 0.9, 0.5
+    assert report.passed
