@@ -271,7 +271,11 @@ def export(source, output, *, force=False, data=None, dataset=None, samples=None
     log(f"wrote {output} ({os.path.getsize(output):,} bytes, {len(plan.ops)} ops, folded)")
     for mode in tflite:
         from .tflite import run_tflite, twin_outputs, write_tflite
-        path = write_tflite(conversion.graph, output, mode, x, log=log)
+        try:
+            path = write_tflite(conversion.graph, output, mode, x, log=log)
+        except Exception as e:      # noqa: BLE001 -- the TFLite converter raises many kinds
+            raise ExportError(f"{output} was written, but the {mode} .tflite twin failed: "
+                              f"{type(e).__name__}: {' '.join(str(e).split())[:400]}") from None
         probe = x[:32]
         twin, lite = twin_outputs(conversion.graph, probe), run_tflite(path, probe)
         log(f"wrote {path} (float twin, {mode}: effective binarized weights, activations not "

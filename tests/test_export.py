@@ -1,6 +1,7 @@
 """The exporter: Keras (export.layers / export.models) -> .ebnn, checked
 layer by layer; errors it promises. Small random networks, random inputs."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -355,3 +356,13 @@ def test_top1_rule_applies_to_real_inputs_only():
     report = Report("random", 64)
     report.top1_agreement, report.max_logit_diff = 0.9, 0.5
     assert report.passed
+
+
+def test_edgebnn_export_subcommand_help():
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run([sys.executable, "-m", "edgebnn", "export", "--help"], cwd=root,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "usage: edgebnn export" in res.stdout and "--tflite" in res.stdout
