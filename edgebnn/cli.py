@@ -197,6 +197,8 @@ def build_parser():
     s.add_argument("--warmup", type=int, default=1)
     s.set_defaults(func=cmd_bench)
 
+    # every argument goes to export.exporter's own parser: no option prefix
+    # here, so even --help is passed through
     s = sub.add_parser("export", help="Keras / checkpoint / Larq model -> .ebnn (TensorFlow)",
                        add_help=False, prefix_chars="\0",
                        description="see: edgebnn export --help")
