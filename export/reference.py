@@ -23,6 +23,7 @@ from edgebnn.bits import unpack_signs
 from edgebnn.numpy_backend import windows
 
 U = 2.0 ** -24
+TINY = 2.0 ** -126     # smallest normal float32: TensorFlow flushes subnormals to zero
 
 
 def gamma(n):
@@ -150,7 +151,10 @@ def evaluate(op, xs, es, float_acc=False):
     if t == "flatten":
         return x.reshape(len(x), -1), e.reshape(len(e), -1)
     if t == "softmax":
-        z = np.exp(x - x.max(axis=1, keepdims=True))
+        shifted = x - x.max(axis=1, keepdims=True)
+        z = np.exp(shifted)
         p = z / z.sum(axis=1, keepdims=True)
-        return p, p * (gamma(x.shape[1] + 20) + 2 * e.max(axis=1, keepdims=True))
+        # exp turns the rounding of (x - max) into a relative error of |x - max| u
+        return p, p * (gamma(x.shape[1] + 20) + 2 * U * np.abs(shifted)
+                       + 2 * e.max(axis=1, keepdims=True))
     raise ValueError(f"op {op.name!r}: no reference for type {t!r}")

@@ -366,3 +366,24 @@ def test_edgebnn_export_subcommand_help():
                          capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr
     assert "usage: edgebnn export" in res.stdout and "--tflite" in res.stdout
+
+
+def test_untrained_binary_logits_with_softmax():
+    """Default BN and binary logits: exact ties between classes and softmax
+    outputs down to 1e-30 (subnormals flushed by TensorFlow) still pass."""
+    keras.utils.set_random_seed(13)
+    model = keras.Sequential([
+        keras.Input((10, 10, 1)),
+        L.BinaryConv2D(16, 3, scheme="xnor"),
+        keras.layers.BatchNormalization(),
+        L.BinaryConv2D(32, 3, padding="same_one", scheme="binary", k_scale=False),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.BatchNormalization(),
+        keras.layers.Flatten(),
+        L.BinaryDense(10, scheme="binary", k_scale=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.Activation("softmax")])
+    report = Checker(model, convert(model)).run(inputs(model, 64))
+    assert report.passed, report.text()
+    assert report.top1_agreement == 1.0
+    assert report.top1_strict == 1.0 - report.ties / 64

@@ -122,3 +122,23 @@ def test_unsupported_quantizer_is_named():
     x = lq.layers.QuantDepthwiseConv2D(3, name="dw")(inp)
     with pytest.raises(ExportError, match=r"dw \(QuantDepthwiseConv2D\).*Supported:.*QuantConv2D"):
         convert(tf_keras.Model(inp, kl.Flatten()(x)))
+
+
+def test_untrained_larq_ties_and_softmax():
+    """Default BN: binary logits tie exactly; Keras breaks ties by rounding."""
+    tf_keras.utils.set_random_seed(3)
+    binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", **CLIP)
+    inp = tf_keras.Input((10, 10, 1))
+    x = lq.layers.QuantConv2D(16, 3, kernel_quantizer="ste_sign", padding="same",
+                              use_bias=False, **CLIP)(inp)
+    x = kl.BatchNormalization(scale=False)(x)
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1, use_bias=False, **binary)(x)
+    x = kl.MaxPool2D(2)(x)
+    x = kl.BatchNormalization(scale=False)(x)
+    x = kl.Flatten()(x)
+    x = lq.layers.QuantDense(10, **binary)(x)
+    x = kl.BatchNormalization(scale=False)(x)
+    model = tf_keras.Model(inp, kl.Activation("softmax")(x))
+    report = Checker(model, convert(model)).run(x_of(model, 64))
+    assert report.passed, report.text()
+    assert report.top1_agreement == 1.0
