@@ -264,8 +264,9 @@ def export(source, output, *, force=False, data=None, dataset=None, samples=None
     plan.labels = labels
     save(output, plan, overwrite=force)
     # the written file must compute what was checked, bit for bit
-    written = _Stepper(_refold(load_graph(output)), checker.stepper.name)
-    if not np.array_equal(written.run(x[:64]), checker.stepper.run(x[:64])):
+    probe = x[:64]
+    written = _Stepper(_refold(load_graph(output)), backend)
+    if not np.array_equal(written.run(probe), checker.stepper.run(probe)):
         os.remove(output)
         raise ExportError("the written file does not reproduce the checked plan")
     log(f"wrote {output} ({os.path.getsize(output):,} bytes, {len(plan.ops)} ops, folded)")

@@ -20,7 +20,7 @@ then the sum is a float sum (`float_acc=True`).
 import numpy as np
 
 from edgebnn.bits import unpack_signs
-from edgebnn.numpy_backend import windows
+from .folded_numpy import windows
 
 U = 2.0 ** -24
 TINY = 2.0 ** -126     # smallest normal float32: TensorFlow flushes subnormals to zero
