@@ -334,9 +334,11 @@ def test_labels_and_preprocessing_options(tmp_path, capsys):
 
 @pytest.mark.parametrize("backend", ["numpy", "engine"])
 def test_both_executors_check(backend):
-    from edgebnn.engine_backend import load_engine
-    if backend == "engine" and load_engine() is None:
-        pytest.skip("the compiled engine is not built")
+    from edgebnn import engine_backend
+    if backend == "engine" and (engine_backend.load_engine() is None or not hasattr(
+            getattr(engine_backend, "EngineExecutor", None), "_step")):
+        pytest.skip("no single-op engine entry in this runtime (ops are checked in numpy, "
+                    "the file end to end on the engine)")
     keras.utils.set_random_seed(12)
     model = randomize_bn(models.build("alexnet", scheme="binary", k_scale=False,
                                       **SMALL["alexnet"]))
