@@ -341,7 +341,8 @@ class Checker:
                        f"bound {allowed[i]:.3g}")
 
     def _free_run(self, x, kv, n0, report):
-        """The plan end to end on its own values; every binarized value
+        """The plan end to end on its own values (Model.run_layers where the
+        runtime has it, else op by op as above); every binarized value
         (bits outputs, and the sign() a binary op applies to a float input)
         that differs from Keras is recorded. Each is either a flip of the
         op itself (its teacher-forced result differs the same way: checked
@@ -349,10 +350,16 @@ class Checker:
         differences (the op's inputs already differ from Keras's)."""
         vals = {self.input: self.stepper.feed(x, "float", None)}
         flipped = set()           # samples with a differing binarized value so far
+        # the runtime's own per-layer values (engine), where it offers them
+        run_layers = getattr(self.stepper.model, "run_layers", None)
+        engine_vals = run_layers(np.ascontiguousarray(x, np.float32)) if run_layers else {}
         for op in self.plan.ops:
             new = []
-            ins = [vals[n] for n in op.inputs]
-            out = self.stepper.step(op, ins)
+            if op.name in engine_vals:
+                out = np.asarray(engine_vals[op.name], np.float64).reshape(
+                    (len(x),) + tuple(op.shape))
+            else:
+                out = self.stepper.step(op, [vals[n] for n in op.inputs])
             vals[op.name] = self.stepper.feed(out, op.kind, None) if op.kind == "bits" \
                 else out.astype(np.float32)
             if op.name in self.comparable and op.kind == "bits":
