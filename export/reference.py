@@ -20,6 +20,7 @@ then the sum is a float sum (`float_acc=True`).
 import numpy as np
 
 from edgebnn.bits import unpack_signs
+
 from .folded_numpy import windows
 
 U = 2.0 ** -24
