@@ -153,6 +153,26 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_export(args):
+    """Keras/TF/Larq -> .ebnn: the training side's exporter (edgebnn_export,
+    needs TensorFlow), imported only for this command."""
+    try:
+        from edgebnn_export.exporter import main as export_main
+    except ImportError as e:
+        raise ValueError(f"export needs the training side (pip install 'edgebnn[train]'): {e}") from None
+    return export_main(args.export_args)
+
+
+def _add_export_command(sub):
+    # every argument, even --help, goes to the exporter's own parser: no
+    # help option and no option prefix here
+    s = sub.add_parser("export", help="Keras / checkpoint / Larq model -> .ebnn (needs TensorFlow)",
+                       description="See: edgebnn export --help", add_help=False,
+                       prefix_chars="\0")
+    s.add_argument("export_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_export)
+
+
 def _positive(text):
     v = int(text)
     if v < 1:
@@ -223,6 +243,7 @@ def build_parser():
         s = sub.add_parser(name, help=short_help, description=description)
         add_args(s)
         s.set_defaults(func=run)
+    _add_export_command(sub)
     _add_demo_commands(sub)
     return p
 
