@@ -146,12 +146,12 @@ for ARCH in "${ARCHES[@]}"; do
     } > "$LOG" 2>&1 && result=pass
     chroot_umount "$ROOT"; trap - EXIT
     mins=$(echo "scale=1; ($(date +%s) - start) / 60" | bc)
-    grep '^== ' "$LOG" || true
+    grep '^== .*rc=' "$LOG" || true
     # the build's own compile line (flags setup.py picked for this arch)
     grep -m1 -E 'gcc .*bgemm_neon\.c' "$LOG" | sed 's/^ *//' | cut -c1-300 || true
     grep '^ISA-CHECK' "$LOG" || true
-    detail="$(grep -E '(passed|failed|errors?|skipped|deselected|no tests ran).* in [0-9.]+s' "$LOG" | tail -1 | tr -d '=' | sed 's/^ *//;s/ *$//')"
-    [ -n "$detail" ] || detail="stopped at: $(grep '^== .*rc=[1-9]' "$LOG" | head -1 | sed 's/^== //')"
+    detail="$(grep -E '(passed|failed|errors?|skipped|deselected|no tests ran).* in [0-9.]+s' "$LOG" | tail -1 | tr -d '=' | sed 's/^ *//;s/ *$//' || true)"
+    [ -n "$detail" ] || detail="stopped at: $(grep '^== .*rc=[1-9]' "$LOG" | head -1 | sed 's/^== //' || true)"
     echo "== [$ARCH] $result in $mins min: $detail"
     record "$ARCH" "$result" "$mins" "$detail"
     [ "$result" = pass ] || overall=1
