@@ -93,7 +93,7 @@ cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
     if residual is not None:
         a = _need(residual, "residual", np.float32)
         if a.size != <long>pixels * out_c:
-            raise ValueError(f"residual must have {pixels}x{out_c} values, got shape {a.shape}")
+            raise ValueError(f"residual must have {pixels}x{out_c} values, got shape {(<object>a).shape}")
         r.keep.append(a)
         r.o.residual = <const float *>cnp.PyArray_DATA(a)
     if clamp is not None:

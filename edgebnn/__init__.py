@@ -1,0 +1,17 @@
+"""edgebnn: run binarized neural networks from a single .ebnn file, without
+TensorFlow. The compiled engine (edgebnn._engine) is imported lazily so the
+file tools work without it."""
+from .errors import ModelError
+from .format import load_graph, save
+from .graph import Graph, GraphBuilder
+
+__version__ = "0.1.0"
+
+
+def load(path, backend="auto"):
+    """Load a .ebnn model -> Model (see edgebnn.model)."""
+    from .model import Model
+    return Model(load_graph(path), backend=backend)
+
+
+__all__ = ["ModelError", "load", "load_graph", "save", "Graph", "GraphBuilder"]

@@ -1,0 +1,458 @@
+/* Binary convolution and dense fronts: geometry, im2col of packed words,
+ * padding semantics, thread split and output stage around the per-ISA
+ * popcount GEMM.
+ *
+ * Per thread: a block of PB output pixels is gathered (im2col) into scratch,
+ * K = kh*kw*words words per pixel, padded taps as zero words (= +1 values).
+ * The GEMM then gives popcounts p for FB filters at a time and
+ *     dot = kh*kw*in_c - 2p                          (valid / same_one)
+ *     dot -= sum over padded taps of (in_c - 2 popcount(w_tap))  (same_zero)
+ * since a zero-padded tap contributes 0, not the +1 the zero words imply
+ * (the sums are cached per border pattern, see pad_fix). */
+#include <string.h>
+#include "internal.h"
+#include "output_stage.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#define FB 256 /* filters per GEMM call: a multiple of 64 (bit words) */
+
+ebnn_bgemm_fn ebnn_bgemm_select(void)
+{
+    switch (ebnn_isa_get()) {
+    case EBNN_ISA_REF:
+        return ebnn_bgemm_ref;
+#if defined(__x86_64__)
+    case EBNN_ISA_AVX512:
+        return ebnn_bgemm_avx512;
+    case EBNN_ISA_AVX2:
+        return ebnn_bgemm_avx2;
+#endif
+#if defined(__ARM_NEON)
+    case EBNN_ISA_NEON:
+        return ebnn_bgemm_neon;
+#endif
+    default:
+        return ebnn_bgemm_generic;
+    }
+}
+
+static inline size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/* pixels per im2col block: the SIMD GEMMs repack their filters on every
+ * call, so a block should be large (ideally a thread's whole share), yet
+ * stay near L2 size: at most 2 MiB of gathered rows, 1 MiB of sums. */
+static int pixel_block(int64_t kwords, int64_t pixels)
+{
+    int64_t pb = 262144 / (kwords > 0 ? kwords : 1);
+    if (pb > 1024)
+        pb = 1024;
+    if (pb < 6)
+        pb = 6;
+    return (int)(pb < pixels ? pb : pixels);
+}
+
+static int64_t conv_kwords(const ebnn_conv_geom *g)
+{
+    return (int64_t)g->kh * g->kw * ebnn_words(g->in_c);
+}
+
+static int direct_rows(const ebnn_conv_geom *g)
+{
+    /* a 1x1, stride-1, unpadded conv reads the input rows as they are */
+    return g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 &&
+           g->pad_top == 0 && g->pad_left == 0;
+}
+
+#define SLOTS 8 /* cached border patterns (a 3x3 stride-1 conv has 8) */
+
+/* Per-thread state for zero padding: corr[t * out_c + f] = in_c -
+ * 2 popcount(w_f at tap t), and for recently seen border patterns (the
+ * in-image tap box ky0..ky1 x kx0..kx1) base[f] = kh*kw*in_c - sum of corr
+ * over the pattern's out-of-image taps, so dot = base[f] - 2 popcount. */
+typedef struct {
+    const ebnn_conv_geom *g;
+    int32_t *corr, *base[SLOTS];
+    int key[SLOTS][4], used, next, evicted;
+} pad_fix;
+
+static size_t pad_fix_bytes(const ebnn_conv_geom *g)
+{
+    size_t oc = (size_t)g->out_c, taps = (size_t)g->kh * g->kw;
+    return 2 * round64(oc * taps * 4) + SLOTS * round64(oc * 4);
+}
+
+size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
+{
+    int64_t kw = conv_kwords(g);
+    int pb = pixel_block(kw, (int64_t)g->n * g->out_h * g->out_w);
+    size_t s = round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
+    if (!direct_rows(g))
+        s += round64((size_t)pb * kw * sizeof(uint64_t));
+    if (g->pad_mode == EBNN_PAD_ZERO)
+        s += round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g);
+    return round64(s);
+}
+
+/* popcount of each run of `words` words: out[r] for r < rows */
+static void popcount_rows_portable(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        int s = 0;
+        for (int i = 0; i < words; i++)
+            s += __builtin_popcountll(x[r * words + i]);
+        out[r] = s;
+    }
+}
+
+#if defined(__x86_64__)
+/* same, with the popcnt instruction (every x86 ISA above generic has it;
+ * the portable builtin is a table lookup in libgcc), or vectorized by the
+ * compiler with vpopcntq; rows of 4 and 8 words (256 / 512 channels) get
+ * fixed-length loops */
+static inline __attribute__((always_inline)) void
+popcount_rows_fixed(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+#define ROWS_OF(W)                                                            \
+    for (int64_t r = 0; r < rows; r++) {                                      \
+        int s = 0;                                                            \
+        for (int i = 0; i < (W); i++)                                         \
+            s += (int)__builtin_popcountll(x[r * (W) + i]);                   \
+        out[r] = s;                                                           \
+    }
+    if (words == 4) {
+        ROWS_OF(4)
+    } else if (words == 8) {
+        ROWS_OF(8)
+    } else {
+        ROWS_OF(words)
+    }
+#undef ROWS_OF
+}
+
+__attribute__((target("popcnt"))) static void
+popcount_rows_x86(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+    popcount_rows_fixed(x, rows, words, out);
+}
+
+EBNN_TARGET_AVX512 static void
+popcount_rows_avx512(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+    popcount_rows_fixed(x, rows, words, out);
+}
+#endif
+
+static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
+                         char *s)
+{
+    int taps = g->kh * g->kw, oc = g->out_c;
+    int64_t rows = (int64_t)oc * taps;
+    pf->g = g;
+    pf->corr = (int32_t *)s;
+    s += round64((size_t)rows * 4);
+    int32_t *pc = (int32_t *)s;
+    s += round64((size_t)rows * 4);
+#if defined(__x86_64__)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512)
+        popcount_rows_avx512(w, rows, ebnn_words(g->in_c), pc);
+    else if (ebnn_isa_get() == EBNN_ISA_AVX2)
+        popcount_rows_x86(w, rows, ebnn_words(g->in_c), pc);
+    else
+#endif
+        popcount_rows_portable(w, rows, ebnn_words(g->in_c), pc);
+    for (int f = 0; f < oc; f++)
+        for (int t = 0; t < taps; t++)
+            pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
+    for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
+        pf->base[i] = (int32_t *)s;
+    pf->used = pf->next = pf->evicted = 0;
+}
+
+/* base vector of output pixel (oy, ox), or NULL if all its taps are inside
+ * the image */
+static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
+{
+    const ebnn_conv_geom *g = pf->g;
+    int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
+    int key[4] = {iy0 < 0 ? -iy0 : 0, g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh,
+                  ix0 < 0 ? -ix0 : 0, g->in_w - ix0 < g->kw ? g->in_w - ix0 : g->kw};
+    if (key[0] == 0 && key[1] == g->kh && key[2] == 0 && key[3] == g->kw)
+        return NULL;
+    for (int i = 0; i < pf->used; i++)
+        if (!memcmp(pf->key[i], key, sizeof key))
+            return pf->base[i];
+    int slot = pf->next;
+    pf->next = (pf->next + 1) % SLOTS;
+    if (pf->used < SLOTS)
+        pf->used++;
+    else
+        pf->evicted = 1; /* pointers handed out earlier may now be stale */
+    memcpy(pf->key[slot], key, sizeof key);
+    int32_t *b = pf->base[slot], oc = g->out_c;
+    for (int f = 0; f < oc; f++)
+        b[f] = g->kh * g->kw * g->in_c;
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++) {
+            if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
+                continue;
+            const int32_t *ct = pf->corr + (int64_t)(ky * g->kw + kx) * oc;
+            for (int f = 0; f < oc; f++)
+                b[f] -= ct[f];
+        }
+    return b;
+}
+
+/* Gather pixels [p0, p0+np) into rows of K words (padded taps: 0 words).
+ * A kernel row fully inside the image is one contiguous run of kw*words. */
+/* copy / clear n words; the avx512 build uses masked 512-bit moves, since
+ * runs are short (a 3x3 kernel row of 256 channels is 12 words) */
+#define COPY_PLAIN(dst, src, n)                                               \
+    for (int k_ = 0; k_ < (n); k_++)                                          \
+        (dst)[k_] = (src)[k_]
+#define ZERO_PLAIN(dst, n)                                                    \
+    for (int k_ = 0; k_ < (n); k_++)                                          \
+        (dst)[k_] = 0
+#if defined(__x86_64__)
+#define COPY_AVX512(dst, src, n)                                              \
+    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
+        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
+        _mm512_mask_storeu_epi64((dst) + k_, m_,                              \
+                                 _mm512_maskz_loadu_epi64(m_, (src) + k_));   \
+    }
+#define ZERO_AVX512(dst, n)                                                   \
+    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
+        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
+        _mm512_mask_storeu_epi64((dst) + k_, m_, _mm512_setzero_si512());     \
+    }
+#endif
+
+#define IM2COL_BODY(COPY, ZERO)                                               \
+    int words = ebnn_words(g->in_c), run = g->kw * words;                     \
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);    \
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);                          \
+    uint64_t *dst = cols;                                                     \
+    for (int i = 0; i < np; i++) {                                            \
+        int iy0 = oy * g->stride_h - g->pad_top;                              \
+        int ix0 = ox * g->stride_w - g->pad_left;                             \
+        int x_inside = ix0 >= 0 && ix0 + g->kw <= g->in_w;                    \
+        for (int ky = 0; ky < g->kh; ky++, dst += run) {                      \
+            int iy = iy0 + ky;                                                \
+            if (iy < 0 || iy >= g->in_h) {                                    \
+                ZERO(dst, run);                                               \
+                continue;                                                     \
+            }                                                                 \
+            const uint64_t *row = in + (n * g->in_h + iy) * g->in_w * words;  \
+            if (x_inside) {                                                   \
+                COPY(dst, row + (int64_t)ix0 * words, run);                   \
+            } else {                                                          \
+                for (int kx = 0; kx < g->kw; kx++) {                          \
+                    int ix = ix0 + kx;                                        \
+                    if (ix >= 0 && ix < g->in_w) {                            \
+                        COPY(dst + kx * words, row + (int64_t)ix * words, words); \
+                    } else {                                                  \
+                        ZERO(dst + kx * words, words);                        \
+                    }                                                         \
+                }                                                             \
+            }                                                                 \
+        }                                                                     \
+        if (++ox == g->out_w) {                                               \
+            ox = 0;                                                           \
+            if (++oy == g->out_h) {                                           \
+                oy = 0;                                                       \
+                n++;                                                          \
+            }                                                                 \
+        }                                                                     \
+    }
+
+/* dot = base - 2 popcount, base per filter (zero padding at a border
+ * pixel) or the constant kh*kw*in_c */
+static inline __attribute__((always_inline)) void
+convert_body(int32_t *dot, const int32_t *base, int32_t kreal, int nf)
+{
+    if (base)
+        for (int j = 0; j < nf; j++)
+            dot[j] = base[j] - 2 * dot[j];
+    else
+        for (int j = 0; j < nf; j++)
+            dot[j] = kreal - 2 * dot[j];
+}
+
+/* The gather and the conversion are plain loops; compiled for the vector
+ * width of the ISA in use they cost half as much next to the GEMM. */
+typedef struct {
+    void (*im2col)(const ebnn_conv_geom *, const uint64_t *, int64_t, int, uint64_t *);
+    void (*convert)(int32_t *, const int32_t *, int32_t, int);
+} conv_helpers;
+
+#define HELPERS(SUFFIX, TARGET, COPY, ZERO)                                   \
+    TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *g, const uint64_t *in, \
+                                       int64_t p0, int np, uint64_t *cols)    \
+    {                                                                         \
+        IM2COL_BODY(COPY, ZERO)                                               \
+    }                                                                         \
+    TARGET static void convert_##SUFFIX(int32_t *dot, const int32_t *base,    \
+                                        int32_t kreal, int nf)                \
+    {                                                                         \
+        convert_body(dot, base, kreal, nf);                                   \
+    }
+HELPERS(plain, , COPY_PLAIN, ZERO_PLAIN)
+#if defined(__x86_64__)
+HELPERS(avx2, EBNN_TARGET_AVX2, COPY_PLAIN, ZERO_PLAIN)
+HELPERS(avx512, EBNN_TARGET_AVX512, COPY_AVX512, ZERO_AVX512)
+#endif
+
+static conv_helpers helpers_select(void)
+{
+    switch (ebnn_isa_get()) {
+#if defined(__x86_64__)
+    case EBNN_ISA_AVX512:
+        return (conv_helpers){im2col_avx512, convert_avx512};
+    case EBNN_ISA_AVX2:
+        return (conv_helpers){im2col_avx2, convert_avx2};
+#endif
+    default:
+        return (conv_helpers){im2col_plain, convert_plain};
+    }
+}
+
+/* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
+ * stage; int32 output is produced in place in the output array. */
+static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
+                               int64_t lda, int64_t p0, int np,
+                               const int32_t *const *bases, pad_fix *pf,
+                               const uint64_t *w, int fa, int fb, int32_t *acc,
+                               const ebnn_output *o, ebnn_bgemm_fn gemm,
+                               const conv_helpers *h)
+{
+    int64_t kwords = conv_kwords(g);
+    int32_t kreal = g->kh * g->kw * g->in_c;
+    int direct_out = o->kind == EBNN_OUT_INT32;
+    for (int f0 = fa; f0 < fb; f0 += FB) {
+        int nf = imin(FB, fb - f0);
+        int32_t *c = direct_out ? (int32_t *)o->out + p0 * g->out_c + f0 : acc;
+        int64_t ldc = direct_out ? g->out_c : nf;
+        gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, c, ldc);
+        for (int i = 0; i < np; i++) {
+            int32_t *dot = c + i * ldc;
+            const int32_t *base = bases ? bases[i] : NULL;
+            if (pf) { /* rare: more border patterns than the cache holds */
+                int64_t p = p0 + i;
+                base = pad_fix_base(pf, (int)((p / g->out_w) % g->out_h), (int)(p % g->out_w));
+            }
+            h->convert(dot, base ? base + f0 : NULL, kreal, nf);
+            if (!direct_out)
+                ebnn_output_apply_i32(o, g->out_c, p0 + i, f0, nf, dot);
+        }
+    }
+}
+
+/* Many pixels: split pixels (no two threads touch one output word).
+ * Few pixels: split filters on multiples of 64. */
+static void share(int64_t pixels, int out_c, int tid, int nthreads,
+                  int64_t *p0, int64_t *p1, int *f0, int *f1)
+{
+    if (pixels >= 8 * (int64_t)nthreads || out_c <= 64) {
+        ebnn_split(pixels, tid, nthreads, p0, p1);
+        *f0 = 0;
+        *f1 = out_c;
+    } else {
+        int64_t b, e;
+        ebnn_split((out_c + 63) / 64, tid, nthreads, &b, &e);
+        *p0 = 0;
+        *p1 = pixels;
+        *f0 = (int)(b * 64);
+        *f1 = imin((int)(e * 64), out_c);
+    }
+}
+
+void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
+                  const uint64_t *w, const ebnn_output *o, void *scratch,
+                  int tid, int nthreads)
+{
+    int64_t pixels = (int64_t)g->n * g->out_h * g->out_w, p0, p1;
+    int fa, fb;
+    share(pixels, g->out_c, tid, nthreads, &p0, &p1, &fa, &fb);
+    if (p1 <= p0 || fb <= fa)
+        return;
+    int64_t kwords = conv_kwords(g);
+    int pb = pixel_block(kwords, pixels), direct = direct_rows(g);
+    char *s = (char *)scratch + ebnn_bconv2d_scratch_bytes(g) * tid;
+    int32_t *acc = (int32_t *)s;
+    s += round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
+    uint64_t *cols = (uint64_t *)s;
+    if (!direct)
+        s += round64((size_t)pb * kwords * sizeof(uint64_t));
+    ebnn_bgemm_fn gemm = ebnn_bgemm_select();
+    conv_helpers h = helpers_select();
+    pad_fix pf;
+    const int32_t **bases = NULL;
+    if (g->pad_mode == EBNN_PAD_ZERO) {
+        bases = (const int32_t **)s;
+        s += round64((size_t)pb * sizeof(*bases));
+        pad_fix_init(&pf, g, w, s);
+    }
+    for (int64_t p = p0; p < p1; p += pb) {
+        int np = (int)(p1 - p < pb ? p1 - p : pb);
+        if (direct) {
+            rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, NULL, w,
+                               fa, fb, acc, o, gemm, &h);
+        } else {
+            h.im2col(g, in, p, np, cols);
+            /* base vectors looked up once per block, unless the block has
+             * more border patterns than the cache holds: then per use */
+            int cached = 0;
+            if (bases) {
+                pf.evicted = 0;
+                int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
+                for (int i = 0; i < np; i++) {
+                    int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
+                    int inside = iy0 >= 0 && iy0 + g->kh <= g->in_h && ix0 >= 0 &&
+                                 ix0 + g->kw <= g->in_w;
+                    bases[i] = inside ? NULL : pad_fix_base(&pf, oy, ox);
+                    if (++ox == g->out_w) {
+                        ox = 0;
+                        oy = oy + 1 == g->out_h ? 0 : oy + 1;
+                    }
+                }
+                cached = !pf.evicted;
+            }
+            rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
+                               bases && !cached ? &pf : NULL, w, fa, fb, acc, o, gemm, &h);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ dense --- */
+size_t ebnn_bdense_scratch_bytes(int batch, int in_c, int out_c)
+{
+    (void)in_c;
+    return round64((size_t)imin(batch, 120) * imin(out_c, FB) * sizeof(int32_t));
+}
+
+void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,
+                 const uint64_t *w, const ebnn_output *o, void *scratch,
+                 int tid, int nthreads)
+{
+    /* the 1x1 conv of a batch x 1 x 1 image */
+    ebnn_conv_geom g = {.n = batch, .in_h = 1, .in_w = 1, .in_c = in_c,
+                        .out_c = out_c, .kh = 1, .kw = 1, .stride_h = 1,
+                        .stride_w = 1, .out_h = 1, .out_w = 1,
+                        .pad_mode = EBNN_PAD_VALID};
+    int64_t p0, p1;
+    int fa, fb, words = ebnn_words(in_c);
+    share(batch, out_c, tid, nthreads, &p0, &p1, &fa, &fb);
+    if (p1 <= p0 || fb <= fa)
+        return;
+    int32_t *acc = (int32_t *)((char *)scratch +
+                               ebnn_bdense_scratch_bytes(batch, in_c, out_c) * tid);
+    ebnn_bgemm_fn gemm = ebnn_bgemm_select();
+    conv_helpers h = helpers_select();
+    for (int64_t p = p0; p < p1; p += 120) {
+        int np = (int)(p1 - p < 120 ? p1 - p : 120);
+        rows_times_filters(&g, in + p * words, words, p, np, NULL, NULL, w, fa,
+                           fb, acc, o, gemm, &h);
+    }
+}

@@ -1,0 +1,115 @@
+"""The edgebnn command line: help everywhere, exit codes, one-line errors,
+and the commands doing real work on small models and data."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import model_zoo
+from edgebnn import GraphBuilder, save
+from edgebnn.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def zoo_file(tmp_path):
+    path = tmp_path / "alex.ebnn"
+    save(path, model_zoo.alexnet(np.random.default_rng(0), "binary"))
+    return str(path)
+
+
+@pytest.fixture
+def colour_model(tmp_path):
+    """Classifies flat-colour images by their dominant channel: red, green,
+    blue. Exact by construction, so eval must report accuracy 1."""
+    pre = {"size": [4, 4], "channels": 3, "scale": 1 / 255, "mean": [0, 0, 0],
+           "std": [1, 1, 1], "invert": False}
+    b = GraphBuilder([4, 4, 3], preprocess=pre, name="colours")
+    b.add("global_avgpool")
+    b.add("dense", dict(units=3, scheme="float", alpha="none", input_scaling="none",
+                        use_bias=False), dict(weight=np.eye(3, dtype=np.float32) * 10))
+    b.add("softmax")
+    path = tmp_path / "colours.ebnn"
+    save(path, b.build(labels=["red", "green", "blue"]))
+    return str(path)
+
+
+def _colour_folder(root):
+    rng = np.random.default_rng(0)
+    for label, cls in enumerate(["red", "green", "blue"]):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            c = rng.integers(0, 90, 3)
+            c[label] = 200 + i * 10
+            Image.fromarray(np.full((7, 9, 3), c, np.uint8)).save(root / cls / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("cmd", [[], ["info"], ["classify"], ["eval"], ["bench"]])
+def test_help_everywhere(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(cmd + ["--help"])
+    assert e.value.code == 0
+    assert "usage: edgebnn" in capsys.readouterr().out
+
+
+def test_info(zoo_file, capsys):
+    assert main(["info", zoo_file]) == 0
+    out = capsys.readouterr().out
+    assert "compression" in out and "conv2d binary -> bits" in out and "labels: 6" in out
+    assert "executor: " in out
+
+
+def test_errors_are_one_line(tmp_path, zoo_file, capsys):
+    assert main(["info", str(tmp_path / "missing.ebnn")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("edgebnn: error: cannot read") and err.count("\n") == 1
+    bad = tmp_path / "bad.ebnn"
+    bad.write_bytes(open(zoo_file, "rb").read()[:300])
+    assert main(["info", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("edgebnn: error: ") and err.count("\n") == 1
+    assert main(["classify", zoo_file, str(tmp_path / "nope.png")]) == 1
+    assert "cannot read image" in capsys.readouterr().err
+
+
+def test_classify_and_eval(tmp_path, colour_model, capsys):
+    folder = _colour_folder(tmp_path / "imgs")
+    assert main(["classify", colour_model, str(folder / "green" / "1.png"), "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.split(": ", 1)[1].startswith("green ")
+    assert main(["eval", colour_model, "--dataset", str(folder)]) == 0
+    # folders named like the labels are matched to them by name
+    assert capsys.readouterr().out.startswith("accuracy: 1.0000 (9/9)")
+
+
+def test_eval_folder_class_order(tmp_path, colour_model, capsys):
+    folder = tmp_path / "imgs"
+    _colour_folder(folder)
+    # other names: sorted folder order gives the class index
+    for i, cls in enumerate(["red", "green", "blue"]):
+        os.rename(folder / cls, folder / f"{i}_{cls}")
+    assert main(["eval", colour_model, "--dataset", str(folder)]) == 0
+    assert capsys.readouterr().out.startswith("accuracy: 1.0000 (9/9)")
+    os.rename(folder / "0_red", folder / "3_red")     # every index now off by one
+    assert main(["eval", colour_model, "--dataset", str(folder)]) == 0
+    assert capsys.readouterr().out.startswith("accuracy: 0.0000 (0/9)")
+
+
+def test_bench_prints_table(zoo_file, capsys):
+    assert main(["bench", zoo_file, "--batch", "1", "3", "--runs", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:2] == ["batch", "mean"] and len(lines) == 3
+
+
+def test_console_entry_runs_as_module(zoo_file):
+    r = subprocess.run([sys.executable, "-m", "edgebnn", "info", zoo_file], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "parameters:" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "edgebnn", "nosuchcommand"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
