@@ -63,6 +63,8 @@ apt_packages() {
 # Functions below chain with && : errexit does not apply inside a function
 # called from an && list, so each failure must be passed on explicitly.
 prepare_root() {
+    # start from no mounts: 02-debootstrap.sh's du would walk a mounted /proc
+    chroot_umount "$ROOT"
     "$TOOLS/01-host-setup.sh" >/dev/null &&
     "$TOOLS/02-debootstrap.sh" "$ARCH" &&
     chroot_mount "$ROOT" || return
@@ -145,7 +147,7 @@ for ARCH in "${ARCHES[@]}"; do
         step "pytest -m 'not slow and not tf'" run_tests
     } > "$LOG" 2>&1 && result=pass
     chroot_umount "$ROOT"; trap - EXIT
-    mins=$(echo "scale=1; ($(date +%s) - start) / 60" | bc)
+    mins=$(echo "scale=1; ($(date +%s) - $start) / 60" | bc)
     grep '^== .*rc=' "$LOG" || true
     # the build's own compile line (flags setup.py picked for this arch)
     grep -m1 -E 'gcc .*bgemm_neon\.c' "$LOG" | sed 's/^ *//' | cut -c1-300 || true
