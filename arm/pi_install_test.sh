@@ -68,16 +68,22 @@ prepare_root() {
     "$TOOLS/01-host-setup.sh" >/dev/null &&
     "$TOOLS/02-debootstrap.sh" "$ARCH" &&
     chroot_mount "$ROOT" || return
-    # host CA certificates (an egress proxy's) so pip's TLS checks pass inside
+    # host CA certificates (an egress proxy's) so pip's TLS checks pass inside;
+    # the emulated update-ca-certificates takes a minute, so only when new
+    local crt newcrt=0
     mkdir -p "$ROOT/usr/local/share/ca-certificates"
-    cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
+    for crt in /usr/local/share/ca-certificates/*.crt; do
+        [ -f "$crt" ] || continue
+        cmp -s "$crt" "$ROOT/usr/local/share/ca-certificates/${crt##*/}" && continue
+        cp "$crt" "$ROOT/usr/local/share/ca-certificates/" && newcrt=1
+    done
     local pk; pk="$(apt_packages)"
     # shellcheck disable=SC2086
     if ! in_root "$ROOT" dpkg -s $pk >/dev/null 2>&1; then
         { in_root "$ROOT" apt-get update -q || in_root "$ROOT" apt-get update -q; } &&
         in_root "$ROOT" apt-get install -y -q --no-install-recommends $pk || return
     fi
-    in_root "$ROOT" update-ca-certificates >/dev/null
+    [ $newcrt = 0 ] || in_root "$ROOT" update-ca-certificates >/dev/null
 }
 
 copy_source() { # git archive of HEAD -> ROOT/tmp/edgebnn-src
