@@ -160,6 +160,7 @@ for ARCH in "${ARCHES[@]}"; do
     grep '^ISA-CHECK' "$LOG" || true
     detail="$(grep -E '(passed|failed|errors?|skipped|deselected|no tests ran).* in [0-9.]+s' "$LOG" | tail -1 | tr -d '=' | sed 's/^ *//;s/ *$//' || true)"
     [ -n "$detail" ] || detail="stopped at: $(grep '^== .*rc=[1-9]' "$LOG" | head -1 | sed 's/^== //' || true)"
+    [ -z "${PYTEST_ARGS:-}" ] || detail="$detail (pytest args: ${PYTEST_ARGS//|/\\|})"
     echo "== [$ARCH] $result in $mins min: $detail"
     record "$ARCH" "$result" "$mins" "$detail"
     [ "$result" = pass ] || overall=1
