@@ -80,7 +80,10 @@ prepare_root() {
     local pk; pk="$(apt_packages)"
     # shellcheck disable=SC2086
     if ! in_root "$ROOT" dpkg -s $pk >/dev/null 2>&1; then
-        { in_root "$ROOT" apt-get update -q || in_root "$ROOT" apt-get update -q; } &&
+        # a mirror mid-sync fails one index now and then: retry once, then go
+        # on with the indices that did download (install fails if they miss)
+        in_root "$ROOT" apt-get update -q || { sleep 20; in_root "$ROOT" apt-get update -q; } ||
+            echo "apt-get update incomplete, going on with the indices that downloaded"
         in_root "$ROOT" apt-get install -y -q --no-install-recommends $pk || return
     fi
     [ $newcrt = 0 ] || in_root "$ROOT" update-ca-certificates >/dev/null
@@ -153,7 +156,7 @@ for ARCH in "${ARCHES[@]}"; do
         step "pytest -m 'not slow and not tf'" run_tests
     } > "$LOG" 2>&1 && result=pass
     chroot_umount "$ROOT"; trap - EXIT
-    mins=$(echo "scale=1; ($(date +%s) - $start) / 60" | bc)
+    mins=$(printf '%.1f' "$(echo "($(date +%s) - $start) / 60" | bc -l)")
     grep '^== .*rc=' "$LOG" || true
     # the build's own compile line (flags setup.py picked for this arch)
     grep -m1 -E 'gcc .*bgemm_neon\.c' "$LOG" | sed 's/^ *//' | cut -c1-300 || true
