@@ -51,7 +51,7 @@ if os.environ.get("EDGEBNN_SANITIZE") == "1":
     compile_args = [a for a in compile_args if a != "-O3"] + ["-O1", "-g"] + san
     link_args += san
 
-sources = ["pyx/_engine.pyx"] + sorted(glob.glob("pyx/kernels/*.c"))
+sources = ["pyx/_engine.pyx", "pyx/plan.c"] + sorted(glob.glob("pyx/kernels/*.c"))
 engine = Extension(
     "edgebnn._engine",
     sources=sources,

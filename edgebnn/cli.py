@@ -1,8 +1,11 @@
 """The `edgebnn` command: inspect and run .ebnn models.
 
-classify/eval/bench run on the compiled engine when it is built and on
-the numpy fallback executor otherwise; every output names which."""
+classify/eval/bench run on the compiled engine (required; a clear
+one-line error if it is not built); every output names the ISA in use.
+Subcommands live in the COMMANDS table: one function for the arguments, one
+to run."""
 import argparse
+import json
 import os
 import sys
 import time
@@ -14,10 +17,7 @@ from .datasets import DatasetError
 
 def _executor_note(model):
     """Which executor runs the model (and the ISA, for the engine)."""
-    if model.backend == "engine":
-        from . import _engine
-        return f"compiled engine, ISA {_engine.get_isa()}"
-    return "numpy fallback executor (compiled engine not built)"
+    return f"compiled engine, ISA {model.isa}"
 
 
 def _load(path):
@@ -71,19 +71,26 @@ def cmd_info(args):
 def cmd_classify(args):
     model = _load(args.model)
     model.threads = args.threads
+    results = []
     for path in args.images:
         top = model.classify(path, top_k=args.top_k)
-        print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
-    print(f"({_executor_note(model)})")
+        results.append({"image": path, "top": [{"label": lbl, "probability": p}
+                                               for lbl, p in top]})
+        if not args.json:
+            print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
+    if args.json:
+        print(json.dumps({"model": args.model, "results": results}))
+    else:
+        print(f"({_executor_note(model)})")
     return 0
 
 
 def _dataset(args, spec, labels):
     from . import datasets as ds
     if args.dataset == "mnist":
-        x, y = ds.load_mnist(args.data, args.split)
+        x, y = ds.load_mnist(args.data_dir, args.split)
     elif args.dataset == "cifar10":
-        x, y = ds.load_cifar10(args.data, args.split, limit=args.limit)
+        x, y = ds.load_cifar10(args.data_dir, args.split, limit=args.limit)
     else:
         if len(spec.shape) != 3:
             raise ValueError("an image folder needs a model with an image input")
@@ -102,36 +109,47 @@ def _dataset(args, spec, labels):
 
 
 def cmd_eval(args):
+    from tqdm import tqdm
     model = _load(args.model)
     model.threads = args.threads
     x, y = _dataset(args, model.input_spec, model.labels)
     start = time.perf_counter()
     correct = 0
-    for i in range(0, len(x), args.batch):
-        correct += int(np.sum(model.predict(x[i:i + args.batch]) == y[i:i + args.batch]))
+    with tqdm(total=len(x), unit="img", disable=args.quiet, file=sys.stderr,
+              leave=False) as bar:
+        for i in range(0, len(x), args.batch_size):
+            correct += int(np.sum(model.predict(x[i:i + args.batch_size])
+                                  == y[i:i + args.batch_size]))
+            bar.update(min(args.batch_size, len(x) - i))
+            bar.set_postfix(acc=f"{correct / min(i + args.batch_size, len(x)):.4f}")
     dt = time.perf_counter() - start
     print(f"accuracy: {correct / len(x):.4f} ({correct}/{len(x)}) on {args.dataset} "
           f"{args.split}; {dt:.1f}s, {len(x) / dt:.0f} images/s; {_executor_note(model)}")
     return 0
 
 
+def _latencies(model, x, runs, warmup):
+    for _ in range(warmup):
+        model.run(x)
+    times = np.empty(runs)
+    for i in range(runs):
+        t = time.perf_counter()
+        model.run(x)
+        times[i] = time.perf_counter() - t
+    return times
+
+
 def cmd_bench(args):
     model = _load(args.model)
     model.threads = args.threads
     rng = np.random.default_rng(0)
-    print(f"{'batch':>6} {'mean ms':>10} {'min ms':>10} {'images/s':>10}   ({_executor_note(model)}, "
-          f"{args.threads} thread(s))")
-    for batch in args.batch:
+    print(f"{'batch':>6} {'p50 ms':>10} {'p90 ms':>10} {'images/s':>10}   "
+          f"({_executor_note(model)}, {args.threads} thread(s), {args.runs} runs)")
+    for batch in sorted({1, args.batch_size}):
         x = rng.standard_normal([batch] + model.input_spec.shape).astype(np.float32)
-        for _ in range(args.warmup):
-            model.run(x)
-        times = []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            model.run(x)
-            times.append(time.perf_counter() - t)
-        mean = sum(times) / len(times)
-        print(f"{batch:>6} {mean * 1e3:>10.2f} {min(times) * 1e3:>10.2f} {batch / mean:>10.1f}")
+        t = _latencies(model, x, args.runs, args.warmup)
+        p50, p90 = np.percentile(t, 50), np.percentile(t, 90)
+        print(f"{batch:>6} {p50 * 1e3:>10.3f} {p90 * 1e3:>10.3f} {batch / p50:>10.1f}")
     return 0
 
 
@@ -142,54 +160,95 @@ def _positive(text):
     return v
 
 
+def _model_arg(s):
+    s.add_argument("model", help="path to a .ebnn file")
+
+
+def _run_args(s):
+    _model_arg(s)
+    s.add_argument("--threads", type=_positive, default=1, help="worker threads (default 1)")
+
+
+def _classify_args(s):
+    _run_args(s)
+    s.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    s.add_argument("--top-k", type=_positive, default=5, help="labels per image (default 5)")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def _eval_args(s):
+    _run_args(s)
+    s.add_argument("--data", "--dataset", dest="dataset", required=True,
+                   help="mnist, cifar10, or a folder root/<class>/*.png|jpg")
+    s.add_argument("--data-dir", default=None,
+                   help="where mnist/cifar10 files are (default: $EDGEBNN_DATA or "
+                        "../shared/datasets)")
+    s.add_argument("--split", choices=("test", "train"), default="test")
+    s.add_argument("--limit", type=_positive, default=None, help="evaluate only N images")
+    # plans keep every activation of a batch: 64 keeps ResNet-20-sized nets near 30 MiB
+    s.add_argument("--batch-size", "--batch", dest="batch_size", type=_positive, default=64,
+                   help="images per run (default 64)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _bench_args(s):
+    _run_args(s)
+    s.add_argument("--batch-size", type=_positive, default=32,
+                   help="batch for the throughput line (default 32)")
+    s.add_argument("--runs", type=_positive, default=200, help="timed runs per batch")
+    s.add_argument("--warmup", type=int, default=10)
+
+
+# name -> (one-line help, description, add arguments, run). Another command
+# is one entry here (commands needing TensorFlow import it inside `run`).
+COMMANDS = {
+    "info": ("layers, parameter bytes, compression, ISA",
+             "Validate a model file and describe it.", _model_arg, cmd_info),
+    "classify": ("top-k labels for images",
+                 "Classify image files, printing the top-k labels.", _classify_args,
+                 cmd_classify),
+    "eval": ("accuracy on a dataset", "Accuracy on MNIST, CIFAR-10 or an image folder.",
+             _eval_args, cmd_eval),
+    "bench": ("latency p50/p90 and throughput",
+              "Time Model.run on random inputs: batch 1 latency and batch-size throughput.",
+              _bench_args, cmd_bench),
+}
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="edgebnn", description="Inspect and run .ebnn models.")
     p.add_argument("--version", action="version", version=f"edgebnn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    s = sub.add_parser("info", help="layers, parameter bytes, compression, ISA",
-                       description="Validate a model file and describe it.")
-    s.add_argument("model", help="path to a .ebnn file")
-    s.set_defaults(func=cmd_info)
-
-    def run_opts(s):
-        s.add_argument("model", help="path to a .ebnn file")
-        s.add_argument("--threads", type=_positive, default=1, help="worker threads (default 1)")
-
-    s = sub.add_parser("classify", help="top-k labels for images",
-                       description="Classify image files, printing the top-k labels.")
-    run_opts(s)
-    s.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
-    s.add_argument("--top-k", type=_positive, default=5)
-    s.set_defaults(func=cmd_classify)
-
-    s = sub.add_parser("eval", help="accuracy on a dataset",
-                       description="Accuracy on MNIST, CIFAR-10 or an image folder.")
-    run_opts(s)
-    s.add_argument("--dataset", required=True,
-                   help="mnist, cifar10, or a folder root/<class>/*.png|jpg")
-    s.add_argument("--data", default=None,
-                   help="datasets folder (default: $EDGEBNN_DATA or ../shared/datasets)")
-    s.add_argument("--split", choices=("test", "train"), default="test")
-    s.add_argument("--limit", type=_positive, default=None, help="evaluate only N images")
-    s.add_argument("--batch", type=_positive, default=256)
-    s.set_defaults(func=cmd_eval)
-
-    s = sub.add_parser("bench", help="latency/throughput table",
-                       description="Time Model.run on random inputs.")
-    run_opts(s)
-    s.add_argument("--batch", type=_positive, nargs="+", default=[1])
-    s.add_argument("--runs", type=_positive, default=10)
-    s.add_argument("--warmup", type=int, default=1)
-    s.set_defaults(func=cmd_bench)
+    for name, (short_help, description, add_args, run) in COMMANDS.items():
+        s = sub.add_parser(name, help=short_help, description=description)
+        add_args(s)
+        s.set_defaults(func=run)
+    _add_demo_commands(sub)
     return p
+
+
+# ---------------------------------------------------------------- demos ---
+def _add_demo_commands(sub):
+    """demo, serve, camera: defined in the demos package (edgebnn_demos when
+    installed, demos/ in a source checkout); absent without it."""
+    import importlib.util
+    if importlib.util.find_spec("edgebnn_demos") is not None:
+        from edgebnn_demos import commands
+    else:
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if not os.path.isfile(os.path.join(repo, "demos", "commands.py")):
+            return
+        if repo not in sys.path:
+            sys.path.append(repo)
+        from demos import commands
+    commands.add(sub)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError, DatasetError) as e:   # ModelError is a ValueError
+    except (ValueError, OSError, ImportError, DatasetError) as e:   # ModelError: ValueError
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"edgebnn: error: {msg}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ The wrappers are split by concern into include files:
   common.pxi    argument checking, geometry and output-stage helpers
   binary.pxi    bitpack, bconv2d, bdense, maxpool_bits
   floatops.pxi  weights-only conv/dense, float conv/dense, K map, float pools
+  plan.pxi      Plan: a compiled step list run in one OpenMP region (plan.c)
 """
 cimport numpy as cnp
 import numpy as np
@@ -21,3 +22,4 @@ include "isa.pxi"
 include "common.pxi"
 include "binary.pxi"
 include "floatops.pxi"
+include "plan.pxi"

@@ -8,7 +8,6 @@ cdef extern from "bprobe.h" nogil:
     int64_t ebnn_bgemm_probe(int isa, int64_t iters)
     int64_t ebnn_cycle_probe(int64_t iters)
 
-_SCRATCH_MAX = 1 << 34   # bytes; more means a nonsensical layer
 _INT_MAX = (1 << 31) - 1
 
 
@@ -65,17 +64,6 @@ def _channels(c, name):
     return c
 
 
-def _pair(v, name):
-    """int or pair of ints -> (int, int); numpy integers welcome."""
-    try:
-        a, b = (v, v) if np.ndim(v) == 0 else tuple(v)
-        if int(a) != a or int(b) != b:
-            raise ValueError
-        return int(a), int(b)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
-
-
 def _check_packed(a, channels, name):
     """Packed uint64 array whose last axis holds words(channels) words with
     the unused high bits of the last word zero."""
@@ -87,25 +75,6 @@ def _check_packed(a, channels, name):
     if r and np.any(a[..., words - 1] >> np.uint64(r)):
         raise ValueError(f"{name}: padding bits above channel {channels} in the last "
                          f"word must be 0 (pack with edgebnn bitpack)")
-
-
-import threading as _threading
-_scratch_cache = _threading.local()   # one buffer per Python thread, reused
-
-
-cdef object _scratch(size_t per_thread, int nthreads):
-    """nthreads blocks of per_thread bytes, 64-byte aligned: (array, address).
-    Reused between calls of the same Python thread (fresh pages cost more
-    than a small layer's compute)."""
-    total = per_thread * nthreads + 64
-    if total > _SCRATCH_MAX:
-        raise ValueError(f"layer too large: needs {total} bytes of scratch")
-    buf = getattr(_scratch_cache, "buf", None)
-    if buf is None or buf.size < total:
-        buf = np.empty(total, np.uint8)
-        _scratch_cache.buf = buf
-    cdef size_t addr = <size_t>cnp.PyArray_DATA(buf)
-    return buf, (addr + 63) & ~(<size_t>63)
 
 
 def bitpack(x, zero_point=None, num_threads=1):

@@ -120,3 +120,36 @@ cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
         r.array = np.empty((pixels, (out_c + 63) // 64), np.uint64)
     r.o.out = cnp.PyArray_DATA(<cnp.ndarray>r.array)
     return r
+
+
+def _pair(v, name):
+    """int or pair of ints -> (int, int); numpy integers welcome."""
+    try:
+        a, b = (v, v) if np.ndim(v) == 0 else tuple(v)
+        if int(a) != a or int(b) != b:
+            raise ValueError
+        return int(a), int(b)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+
+
+_SCRATCH_MAX = 1 << 34   # bytes; more means a nonsensical layer
+import threading as _threading
+_scratch_cache = _threading.local()   # one buffer per Python thread, reused
+
+
+cdef object _scratch(size_t per_thread, int nthreads):
+    """nthreads blocks of per_thread bytes, 64-byte aligned: (array, address).
+    Reused between calls of the same Python thread (fresh pages cost more
+    than a small layer's compute)."""
+    if per_thread == <size_t>-1:   # the C size function's overflow answer
+        raise ValueError("layer too large: its scratch size overflows")
+    total = int(per_thread) * nthreads + 64   # Python int: cannot wrap
+    if total > _SCRATCH_MAX:
+        raise ValueError(f"layer too large: needs {total} bytes of scratch")
+    buf = getattr(_scratch_cache, "buf", None)
+    if buf is None or buf.size < total:
+        buf = np.empty(total, np.uint8)
+        _scratch_cache.buf = buf
+    cdef size_t addr = <size_t>cnp.PyArray_DATA(buf)
+    return buf, (addr + 63) & ~(<size_t>63)

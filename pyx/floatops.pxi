@@ -1,7 +1,6 @@
 # Float-side ops: weights-only binary conv/dense (float x 1-bit weights),
 # float conv/dense, the K map and float pools. Every check runs before any C
 # code; the kernels run with the GIL released through one task function.
-import sys as _sys
 
 cdef enum:
     _FOP_WCONV = 0
@@ -50,28 +49,6 @@ cdef int _frun(_FloatCall *call, int nthreads) except -1:
     return 0
 
 
-cdef object _fscratch(_FloatCall *call, size_t per_thread, int nthreads):
-    """Allocate per-thread scratch (64-byte aligned); return the owning array."""
-    total = int(per_thread) * nthreads
-    if per_thread == <size_t>-1 or total > min(_sys.maxsize, 1 << 36):
-        raise ValueError(f"this layer needs too much scratch memory ({total} bytes)")
-    buf = np.empty(total + 64, np.uint8)
-    cdef size_t addr = <size_t>cnp.PyArray_DATA(<cnp.ndarray>buf)
-    call.scratch = <void *>((addr + 63) & ~(<size_t>63))
-    return buf
-
-
-def _fpair(v, what):
-    """An int or a pair of ints -> (a, b)."""
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    try:
-        a, b = v
-        return int(a), int(b)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be an int or a pair of ints, got {v!r}") from None
-
-
 def _float_padding(padding):
     """Float convs pad with zeros: 'same_zero' (TF 'same') or 'valid'."""
     if padding not in ("same_zero", "valid"):
@@ -81,7 +58,7 @@ def _float_padding(padding):
 
 
 def _fkernel_of(kernel, kh, kw):
-    if kernel is not None and _fpair(kernel, "kernel") != (kh, kw):
+    if kernel is not None and _pair(kernel, "kernel") != (kh, kw):
         raise ValueError(f"kernel {kernel!r} does not match the weights' {kh}x{kw}")
     return kh, kw
 
@@ -111,12 +88,13 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
         raise ValueError(f"w_packed has {words} words per tap; {c} channels need {ebnn_words(c)}")
     kernel = _fkernel_of(kernel, kh, kw)
     cdef _FloatCall call
-    _geom(&call.g, n, h, wd, c, o_c, kernel, _fpair(strides, "strides"),
+    _geom(&call.g, n, h, wd, c, o_c, kernel, _pair(strides, "strides"),
           _float_padding(padding))
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None)
-    keep = _fscratch(&call, ebnn_wconv2d_scratch_bytes(&call.g), nt)
+    keep, addr = _scratch(ebnn_wconv2d_scratch_bytes(&call.g), nt)
+    call.scratch = <void *><size_t>addr
     call.op = _FOP_WCONV
     call.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>x)
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w_packed)
@@ -163,12 +141,13 @@ def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
         raise ValueError(f"w has {wc} input channels but x has {c}")
     kernel = _fkernel_of(kernel, kh, kw)
     cdef _FloatCall call
-    _geom(&call.g, n, h, wd, c, o_c, kernel, _fpair(strides, "strides"),
+    _geom(&call.g, n, h, wd, c, o_c, kernel, _pair(strides, "strides"),
           _float_padding(padding))
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None)
-    keep = _fscratch(&call, ebnn_fconv2d_scratch_bytes(&call.g), nt)
+    keep, addr = _scratch(ebnn_fconv2d_scratch_bytes(&call.g), nt)
+    call.scratch = <void *><size_t>addr
     call.op = _FOP_FCONV
     call.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>x)
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w)
@@ -208,7 +187,7 @@ cdef object _fspatial(int op, x, window, strides, padding, int nt, bint keep_cha
     if padding not in ("valid", "same"):
         raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
     cdef _FloatCall call
-    _geom(&call.g, n, h, wd, c, 1, _fpair(window, "window"), _fpair(strides, "strides"),
+    _geom(&call.g, n, h, wd, c, 1, _pair(window, "window"), _pair(strides, "strides"),
           "valid" if padding == "valid" else "same_zero")
     res = np.empty((n, call.g.out_h, call.g.out_w) + ((c,) if keep_channels else ()),
                    np.float32)

@@ -1,5 +1,6 @@
 """The edgebnn command line: help everywhere, exit codes, one-line errors,
 and the commands doing real work on small models and data."""
+import json
 import os
 import subprocess
 import sys
@@ -101,9 +102,29 @@ def test_eval_folder_class_order(tmp_path, colour_model, capsys):
 
 
 def test_bench_prints_table(zoo_file, capsys):
-    assert main(["bench", zoo_file, "--batch", "1", "3", "--runs", "2"]) == 0
+    assert main(["bench", zoo_file, "--batch-size", "3", "--runs", "5", "--threads", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split()[:2] == ["batch", "mean"] and len(lines) == 3
+    assert lines[0].split()[:4] == ["batch", "p50", "ms", "p90"] and len(lines) == 3
+    assert [int(line.split()[0]) for line in lines[1:]] == [1, 3]
+    p50, p90 = (float(v) for v in lines[1].split()[1:3])
+    assert 0 < p50 <= p90
+
+
+def test_classify_json(tmp_path, colour_model, capsys):
+    folder = _colour_folder(tmp_path / "imgs")
+    images = [str(folder / "green" / "1.png"), str(folder / "red" / "1.png")]
+    assert main(["classify", colour_model, *images, "--top-k", "2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in doc["results"]] == images
+    assert [r["top"][0]["label"] for r in doc["results"]] == ["green", "red"]
+    assert all(len(r["top"]) == 2 for r in doc["results"])
+
+
+def test_eval_spec_options(tmp_path, colour_model, capsys):
+    folder = _colour_folder(tmp_path / "imgs")
+    assert main(["eval", colour_model, "--data", str(folder), "--batch-size", "2",
+                 "--limit", "4"]) == 0
+    assert capsys.readouterr().out.startswith("accuracy: 1.0000 (4/4)")
 
 
 def test_console_entry_runs_as_module(zoo_file):

@@ -10,7 +10,7 @@ import model_zoo
 import reference_executor as ref
 from edgebnn import load_graph, save
 from edgebnn.fold import fold, integer_thresholds
-from edgebnn.numpy_backend import NumpyExecutor
+from numpy_oracle import NumpyExecutor
 
 
 def _z_reference(dot, alpha, bias, bn):

@@ -49,7 +49,7 @@ def _model(tmp_path, scheme):
 @pytest.mark.parametrize("scheme,floor", [("float", 0.80), ("binary", 0.65)])
 def test_mnist_centroids_end_to_end(tmp_path, capsys, scheme, floor):
     path = _model(tmp_path, scheme)
-    assert main(["eval", path, "--dataset", "mnist", "--data", SHARED]) == 0
+    assert main(["eval", path, "--data", "mnist", "--data-dir", SHARED, "--quiet"]) == 0
     out = capsys.readouterr().out
     acc = float(out.split()[1])
     assert floor <= acc < 1.0, out

@@ -1,16 +1,16 @@
-"""Fallback executor: runs a FOLDED graph in plain numpy (float32), op for op
-what the compiled engine computes (integer dots, thresholds, output stage).
-It exists so the file format and folding are usable and testable before the
-engine is plugged in; the engine-backed executor replaces it and mirrors its
-interface: NumpyExecutor(graph).run(x) -> float32 output.
+"""Oracle of the folded ops: runs a FOLDED graph in plain numpy (float32),
+op for op what the compiled engine computes (integer dots, thresholds,
+output stage). Tests compare the compiled plans against it (and it against
+the unfolded float64 reference, tests/reference_executor.py):
+NumpyExecutor(graph).run(x) -> float32 output.
 
 Bits tensors are carried as +-1 float32 values (unpacked): the same numbers
 the packed words stand for.
 """
 import numpy as np
 
-from .bits import unpack_signs
-from .ops import pad_before
+from edgebnn.bits import unpack_signs
+from edgebnn.ops import pad_before
 
 _BINARY_INPUT = ("fused_conv2d", "fused_dense")
 

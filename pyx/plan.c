@@ -1,0 +1,175 @@
+/* Execution plan runner and the small non-kernel steps (see plan.h). */
+#include <math.h>
+#include <time.h>
+#include "plan.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void elementwise(const ebnn_step *s, int tid, int nthreads)
+{
+    int64_t begin, end, c = s->in_c;
+    ebnn_split(s->rows, tid, nthreads, &begin, &end);
+    const float *restrict x = s->in, *restrict y = s->in2;
+    float *restrict out = s->out;
+    switch (s->kind) {
+    case EBNN_STEP_ADD:
+        for (int64_t i = begin * c; i < end * c; i++)
+            out[i] = x[i] + y[i];
+        break;
+    case EBNN_STEP_CLAMP: {
+        /* compare-select (not fminf/fmaxf) vectorizes and keeps NaN as NaN */
+        const float lo = s->lo, hi = s->hi;
+        for (int64_t i = begin * c; i < end * c; i++) {
+            float v = x[i];
+            out[i] = v < lo ? lo : (v > hi ? hi : v);
+        }
+        break;
+    }
+    case EBNN_STEP_SIGN:
+        for (int64_t i = begin * c; i < end * c; i++)
+            out[i] = x[i] < 0.0f ? -1.0f : 1.0f;
+        break;
+    case EBNN_STEP_AFFINE:      /* same operation order as the numpy oracle */
+        for (int64_t r = begin; r < end; r++)
+            for (int64_t k = 0; k < c; k++)
+                out[r * c + k] = (x[r * c + k] - s->a[k]) * s->b[k] + s->d[k];
+        break;
+    case EBNN_STEP_MEAN_ABS:
+        for (int64_t r = begin; r < end; r++) {
+            double sum = 0.0;
+            for (int64_t k = 0; k < c; k++)
+                sum += fabsf(x[r * c + k]);
+            out[r] = (float)(sum / (double)c);
+        }
+        break;
+    case EBNN_STEP_SOFTMAX:
+        for (int64_t r = begin; r < end; r++) {
+            const float *row = x + r * c;
+            float *o = out + r * c, top = row[0], sum = 0.0f;
+            for (int64_t k = 1; k < c; k++)
+                top = fmaxf(top, row[k]);
+            for (int64_t k = 0; k < c; k++)
+                sum += (o[k] = expf(row[k] - top));
+            for (int64_t k = 0; k < c; k++)
+                o[k] /= sum;
+        }
+        break;
+    case EBNN_STEP_LRN:         /* rows are pixels, c channels */
+        for (int64_t r = begin; r < end; r++) {
+            const float *row = x + r * c;
+            for (int64_t k = 0; k < c; k++) {
+                float ssum = 0.0f;
+                for (int64_t j = k - s->radius; j <= k + s->radius; j++)
+                    if (j >= 0 && j < c)
+                        ssum += row[j] * row[j];
+                out[r * c + k] = row[k] / powf(s->lo + s->hi * ssum, s->beta);
+            }
+        }
+        break;
+    case EBNN_STEP_U8_INPUT: {
+        const uint8_t *p = s->in;
+        for (int64_t r = begin; r < end; r++)
+            for (int64_t k = 0; k < c; k++) {
+                float v = (float)p[r * c + k];
+                if (s->radius)
+                    v = 255.0f - v;
+                out[r * c + k] = (v * s->lo - s->a[k]) / s->b[k];
+            }
+        break;
+    }
+    }
+}
+
+void ebnn_step_run(const ebnn_step *s, int tid, int nthreads)
+{
+    /* kernels take the first thread's scratch block and offset it by tid */
+    switch (s->kind) {
+    case EBNN_STEP_BCONV:
+        ebnn_bconv2d(&s->g, s->in, s->w, &s->o, s->scratch, tid, nthreads);
+        break;
+    case EBNN_STEP_BDENSE:
+        ebnn_bdense(s->batch, s->in_c, s->out_c, s->in, s->w, &s->o, s->scratch,
+                    tid, nthreads);
+        break;
+    case EBNN_STEP_WCONV:
+        ebnn_wconv2d(&s->g, s->in, s->w, &s->o, s->scratch, tid, nthreads);
+        break;
+    case EBNN_STEP_WDENSE:
+        ebnn_wdense(s->batch, s->in_c, s->out_c, s->in, s->w, &s->o, tid, nthreads);
+        break;
+    case EBNN_STEP_FCONV:
+        ebnn_fconv2d(&s->g, s->in, s->w, &s->o, s->scratch, tid, nthreads);
+        break;
+    case EBNN_STEP_FDENSE:
+        ebnn_fdense(s->batch, s->in_c, s->out_c, s->in, s->w, &s->o, tid, nthreads);
+        break;
+    case EBNN_STEP_BITPACK:
+        ebnn_bitpack_f32(s->in, s->rows, s->in_c, s->out, tid, nthreads);
+        break;
+    case EBNN_STEP_KMAP:
+        ebnn_kmap(&s->g, s->in, s->out, tid, nthreads);
+        break;
+    case EBNN_STEP_MAXPOOL:
+        ebnn_maxpool_f32(&s->g, s->in, s->out, tid, nthreads);
+        break;
+    case EBNN_STEP_AVGPOOL:
+        ebnn_avgpool_f32(&s->g, s->in, s->out, tid, nthreads);
+        break;
+    case EBNN_STEP_MAXPOOL_BITS:
+        ebnn_maxpool_bits(&s->g, s->in, s->out, tid, nthreads);
+        break;
+    case EBNN_STEP_GLOBAL_AVGPOOL:
+        ebnn_global_avgpool_f32(s->batch, (int)s->rows, s->in_c, s->in, s->out, tid,
+                                nthreads);
+        break;
+    default:
+        elementwise(s, tid, nthreads);
+    }
+}
+
+static void run_team(const ebnn_step *steps, int nsteps, int tid, int nthreads,
+                     double *seconds)
+{
+    double t0 = seconds && tid == 0 ? now_seconds() : 0.0;
+    for (int i = 0; i < nsteps; i++) {
+        ebnn_step_run(&steps[i], tid, nthreads);
+#ifdef _OPENMP
+        if (nthreads > 1) {
+#pragma omp barrier
+        }
+#endif
+        if (seconds && tid == 0) {
+            double t1 = now_seconds();
+            seconds[i] = t1 - t0;
+            t0 = t1;
+        }
+    }
+}
+
+int ebnn_plan_run(const ebnn_step *steps, int nsteps, int nthreads, double *seconds)
+{
+    if (nthreads <= 1) {
+        run_team(steps, nsteps, 0, 1, seconds);
+        return 0;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads)
+    run_team(steps, nsteps, omp_get_thread_num(), omp_get_num_threads(), seconds);
+#else
+    for (int i = 0; i < nsteps; i++)
+        for (int t = 0; t < nthreads; t++)
+            ebnn_step_run(&steps[i], t, nthreads);
+    if (seconds)
+        for (int i = 0; i < nsteps; i++)
+            seconds[i] = 0.0;
+#endif
+    return 0;
+}

@@ -1,0 +1,72 @@
+"""The plan's own small steps (pyx/plan.c: add, clamp, sign, batchnorm
+affine, LRN, softmax, mean |x|, uint8 preprocessing, bitpack) against plain
+numpy, on awkward channel counts, 1..4 threads. Skipped without the engine."""
+import numpy as np
+import pytest
+
+from edgebnn.bits import pack_signs
+from edgebnn.engine_backend import load_engine
+
+ENGINE = load_engine()
+pytestmark = pytest.mark.skipif(ENGINE is None, reason="edgebnn._engine is not built "
+                                "(python setup.py build_ext --inplace)")
+
+SHAPES = [(1, 1), (3, 3), (2, 63), (5, 64), (1, 65), (7, 200), (2, 3, 5, 65)]
+
+
+def _lrn(x, r, bias, alpha, beta):
+    c = x.shape[-1]
+    sq = np.pad(x.astype(np.float64) ** 2, [(0, 0)] * (x.ndim - 1) + [(r, r)])
+    ssum = sum(sq[..., i:i + c] for i in range(2 * r + 1))
+    return x / (bias + alpha * ssum) ** beta
+
+
+def _run(kind, x, threads, **kw):
+    plan = ENGINE.Plan(4)
+    out = plan.rows(kind, kind, x, **kw)
+    plan.run(threads)
+    return out
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_float_steps_match_numpy(shape, threads):
+    rng = np.random.default_rng(sum(shape) * 10 + threads)
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    x.flat[0] = 0.0                                   # sign(0) is +1
+    y = rng.standard_normal(shape).astype(np.float32)
+    c = shape[-1]
+    np.testing.assert_array_equal(_run("add", x, threads, x2=y), x + y)
+    np.testing.assert_array_equal(_run("clamp", x, threads, lo=-1.0, hi=1.0), np.clip(x, -1, 1))
+    np.testing.assert_array_equal(_run("clamp", x, threads, lo=0.0, hi=np.inf),
+                                  np.maximum(x, 0))
+    np.testing.assert_array_equal(_run("sign", x, threads), np.where(x < 0, -1.0, 1.0))
+    mean, scale, beta = (rng.standard_normal(c).astype(np.float32) for _ in range(3))
+    np.testing.assert_array_equal(_run("affine", x, threads, a=mean, b=scale, d=beta),
+                                  (x - mean) * scale + beta)
+    for r in (0, 1, 2, 5):
+        np.testing.assert_allclose(_run("lrn", x, threads, lo=1.5, hi=0.3, beta=0.75, radius=r),
+                                   _lrn(x, r, 1.5, 0.3, 0.75), rtol=2e-6, atol=1e-6)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(_run("softmax", x, threads), e / e.sum(axis=-1, keepdims=True),
+                               rtol=1e-6, atol=1e-7)
+    rows = x.reshape(-1, c) if len(shape) == 2 else x.reshape(shape[0], -1)
+    np.testing.assert_allclose(_run("mean_abs", np.ascontiguousarray(rows), threads),
+                               np.abs(rows.astype(np.float64)).mean(axis=1), rtol=1e-6)
+    np.testing.assert_array_equal(_run("bitpack", x, threads), pack_signs(x))
+
+
+@pytest.mark.parametrize("invert", [False, True])
+@pytest.mark.parametrize("c", [1, 3])
+def test_uint8_input_matches_normalize(invert, c):
+    rng = np.random.default_rng(c + 2 * invert)
+    px = rng.integers(0, 256, (2, 5, 7, c), dtype=np.uint8)
+    mean = rng.uniform(0, 1, c).astype(np.float32)
+    std = rng.uniform(0.1, 1, c).astype(np.float32)
+    scale = np.float32(1 / 255)
+    want = px.astype(np.float32)
+    if invert:
+        want = 255.0 - want
+    want = (want * scale - mean) / std
+    got = _run("u8_input", px, 3, a=mean, b=std, lo=scale, radius=int(invert))
+    np.testing.assert_array_equal(got, want.astype(np.float32))
