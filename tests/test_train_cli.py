@@ -1,0 +1,168 @@
+"""The training command: trains, checkpoints, refuses, resumes."""
+import csv
+import gzip
+import json
+import struct
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from export import data, models, train  # noqa: E402
+
+pytestmark = pytest.mark.tf
+
+
+def read_log(run_dir):
+    with open(run_dir / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def folder_dataset(tmp_path_factory):
+    """A tiny image-folder dataset written by the test (3 classes, 8x8)."""
+    from PIL import Image
+    root = tmp_path_factory.mktemp("folder")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 24), ("test", 6)):
+        for label, name in enumerate(("cat", "dog", "owl")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                img = rng.integers(0, 64, size=(8, 8, 3)) + 60 * label
+                Image.fromarray(img.astype(np.uint8)).save(
+                    root / split / name / f"{i}.png")
+    return root
+
+
+def folder_args(root, out, *extra):
+    return ["--dataset", "folder", "--data", str(root), "--net", "lenet",
+            "--scheme", "binary", "--width", "0.125", "--batch-size", "16",
+            "--verbose", "0", "--out", str(out), *extra]
+
+
+def test_help_exits_cleanly(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train.parse_args(["--help"])
+    assert exc.value.code == 0
+    assert "--resume" in capsys.readouterr().out
+
+
+def test_train_refuse_resume_force(folder_dataset, tmp_path):
+    out = tmp_path / "run"
+    assert train.main(folder_args(folder_dataset, out, "--epochs", "1")) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "done" and run["epochs_done"] == 1
+    assert run["classes"] == ["cat", "dog", "owl"]
+    assert run["recipe"]["model"]["scheme"] == "binary"
+    assert len(run["preprocess"]["mean"]) == 3
+    assert [r["epoch"] for r in read_log(out)] == ["1"]
+    assert (out / "model.keras").exists()
+    assert (out / "best" / "checkpoint").exists()
+
+    # An existing run dir is refused without --resume / --force.
+    with pytest.raises(SystemExit) as exc:
+        train.main(folder_args(folder_dataset, out, "--epochs", "1"))
+    assert exc.value.code == 2
+
+    # --resume continues from the saved epoch to the new total.
+    assert train.main(["--out", str(out), "--resume", "--epochs", "3",
+                       "--verbose", "0"]) == 0
+    rows = read_log(out)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    run = json.loads((out / "run.json").read_text())
+    assert run["epochs_done"] == 3 and run["recipe"]["train"]["epochs"] == 3
+    ckpts = sorted(p.name for p in (out / "ckpt").glob("*.index"))
+    assert ckpts == ["ckpt-2.index", "ckpt-3.index"]  # keeps the last 2
+
+    # The recipe + latest checkpoint rebuild the saved model exactly.
+    rebuilt = models.build(run["recipe"]["net"], **run["recipe"]["model"])
+    ckpt = tf.train.Checkpoint(model=rebuilt)
+    ckpt.restore(str(out / "ckpt" / "ckpt-3")).expect_partial()
+    saved = keras.models.load_model(out / "model.keras")
+    x = np.random.default_rng(1).normal(size=(4, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_array_equal(rebuilt(x, training=False),
+                                  saved(x, training=False))
+
+    # --force starts again.
+    assert train.main(folder_args(folder_dataset, out, "--epochs", "1",
+                                  "--force")) == 0
+    assert [r["epoch"] for r in read_log(out)] == ["1"]
+
+
+def test_bad_arguments_exit_with_usage(folder_dataset, tmp_path):
+    for bad in (["--epochs", "0"], ["--lr", "-1"], ["--resume", "--force"],
+                ["--width", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            train.main(folder_args(folder_dataset, tmp_path / "x", *bad))
+        assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(tmp_path / "missing"), "--resume"])
+
+
+@pytest.mark.parametrize("mode", ["crop", "crop-flip"])
+def test_augmentation_is_a_window_of_the_padded_image(mode):
+    img = np.arange(5 * 6 * 2, dtype=np.uint8).reshape(1, 5, 6, 2) + 1
+    spec = {"scale": 1.0, "mean": [0.0, 0.0], "std": [1.0, 1.0]}
+    ds = train.make_dataset(img, np.zeros(1, np.int32), spec, 1, False, mode,
+                            0, 1, crop_pad=2)
+    padded = np.pad(img[0].astype(np.float32), ((2, 2), (2, 2), (0, 0)))
+    windows = [padded[y:y + 5, x:x + 6] for y in range(5) for x in range(5)]
+    if mode == "crop-flip":
+        windows += [w[:, ::-1] for w in windows]
+    for _ in range(5):
+        out = next(iter(ds))[0].numpy()[0]
+        assert any(np.array_equal(out, w) for w in windows)
+
+
+def test_read_idx_roundtrip_and_corruption(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = tmp_path / "imgs-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + struct.pack(">III", 2, 3, 4))
+        f.write(images.tobytes())
+    np.testing.assert_array_equal(data.read_idx(path), images)
+    bad = tmp_path / "bad-idx3-ubyte"
+    bad.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">III", 2, 3, 4) + b"x")
+    with pytest.raises(ValueError):
+        data.read_idx(bad)
+
+
+def shared_data():
+    root = data.default_data_dir()
+    if root is None:
+        pytest.skip("datasets folder not found (set EDGEBNN_DATA)")
+    return root
+
+
+def test_mnist_few_hundred_samples(tmp_path):
+    root = shared_data()
+    if not (root / "mnist").is_dir():
+        pytest.skip(f"no mnist in {root}")
+    out = tmp_path / "mnist"
+    assert train.main(["--dataset", "mnist", "--data", str(root), "--limit",
+                       "300", "--epochs", "2", "--batch-size", "50",
+                       "--width", "0.25", "--verbose", "0",
+                       "--out", str(out)]) == 0
+    rows = read_log(out)
+    assert len(rows) == 2
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    assert float(rows[1]["acc"]) > 0.3  # 10 classes: well above chance
+
+
+def test_cifar10_resnet_few_samples(tmp_path):
+    root = shared_data()
+    if not (root / "cifar10-jpeg.tar.gz").exists():
+        pytest.skip(f"no cifar10-jpeg.tar.gz in {root}")
+    out = tmp_path / "cifar"
+    assert train.main(["--dataset", "cifar10", "--data", str(root), "--net",
+                       "resnet", "--n", "1", "--bireal", "--width", "0.5",
+                       "--limit", "128", "--epochs", "1", "--batch-size",
+                       "64", "--optimizer", "momentum", "--schedule", "step",
+                       "--verbose", "0", "--out", str(out)]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["recipe"]["data"]["augment"] == "crop-flip"
+    assert run["input_shape"] == [32, 32, 3] and len(run["classes"]) == 10
+    assert len(read_log(out)) == 1
