@@ -121,10 +121,16 @@ assert e.get_isa() == \"neon\", \"NEON path not selected\"
 }
 
 run_tests() {
-    # tests + pytest config only: the installed edgebnn must be the one imported
-    local T="$ROOT/tmp/edgebnn-testrun"
+    # the tests run as from the repository root, but without edgebnn/ there:
+    # the installed edgebnn (with the built .so) must be the one imported;
+    # other top-level packages the tests import (demos, export) come along
+    local T="$ROOT/tmp/edgebnn-testrun" S="$ROOT/tmp/edgebnn-src" d
     mkdir -p "$T" &&
-    cp -r "$ROOT/tmp/edgebnn-src/tests" "$ROOT/tmp/edgebnn-src/pyproject.toml" "$T/" || return
+    cp -r "$S/tests" "$S/pyproject.toml" "$T/" || return
+    for d in "$S"/*/__init__.py; do
+        d="$(dirname "$d")"
+        [ "${d##*/}" = edgebnn ] || cp -r "$d" "$T/" || return
+    done
     in_root "$ROOT" sh -c "cd /tmp/edgebnn-testrun && /opt/edgebnn-venv/bin/python -m pytest \
         -p no:cacheprovider -q -rs -m 'not slow and not tf' ${PYTEST_ARGS:-} tests"
 }
