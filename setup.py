@@ -40,7 +40,10 @@ def _arch_flags():
     return []  # x86-64 and aarch64: SIMD chosen per function / always there
 
 
-compile_args = ["-O3", "-std=gnu11", "-fno-strict-aliasing"] + _arch_flags()
+# -ffp-contract=off: no silent a*b+c fusion (ARM gcc fuses by default), so a
+# float result is the same on every architecture; kernels that want FMA
+# say so with intrinsics.
+compile_args = ["-O3", "-std=gnu11", "-fno-strict-aliasing", "-ffp-contract=off"] + _arch_flags()
 link_args = []
 if os.environ.get("EDGEBNN_NO_OPENMP") != "1" and _compiler_accepts("-fopenmp"):
     compile_args.append("-fopenmp")
