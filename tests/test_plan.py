@@ -205,3 +205,28 @@ def test_plan_checks_what_its_allocator_returns():
     with pytest.raises(ValueError, match="allocated output must have 2 dimensions"):
         plan.rows("sign", "s", np.zeros((2, 3), np.float32))
     assert len(plan) == 0
+
+
+def test_conv_bn_sign_writes_bits_without_a_float_intermediate():
+    """binary conv -> batchnorm -> sign is one step writing packed words
+    (integer thresholds); no float activation of that layer exists."""
+    from edgebnn import plan as plan_mod
+    rng = np.random.default_rng(3)
+    net = model_zoo.Net(rng, [8, 8, 5])
+    net.conv(70, 3, "binary")
+    net.bn(spread=3.0)
+    net.op("sign")
+    net.conv(8, 3, "binary")
+    net.op("global_avgpool")
+    graph = net.build(labels=False)
+    folded = fold(graph)
+    first = folded.ops[0]
+    assert first.type == "fused_conv2d" and first.kind == "bits"
+    compiled = plan_mod.build(folded, plan_mod.Params(folded, ENGINE), batch=2, threads=1,
+                              fuse_residual=False)
+    out = compiled.values[first.name]
+    assert out.dtype == np.uint64 and out.shape == (2, 8, 8, 2)   # 70 channels -> 2 words
+    assert not [v for v in compiled.values.values()
+                if v.dtype == np.float32 and v.shape == (2, 8, 8, 70)]
+    x = rng.standard_normal((2, 8, 8, 5)).astype(np.float32)
+    np.testing.assert_allclose(Model(graph).run(x), ref.run(graph, x), rtol=1e-4, atol=1e-4)
