@@ -11,7 +11,9 @@ Integer thresholds come from the float semantics of docs/FORMAT.md
 agrees with sign(z) at every possible dot in [-fan_in, fan_in]: exact, not
 merely close. A fused op keeps the name of the last op it absorbs, so every other
 reference stays valid. conv -> maxpool -> batchnorm [-> sign] feeding binary
-convs also becomes bits (see _pool_pattern). fold() of a folded graph
+convs also becomes bits (see _pool_pattern); conv -> maxpool -> batchnorm
+-> flatten feeding binary denses moves the batchnorm into the conv's float
+stage (see _flatten_pattern). fold() of a folded graph
 returns it unchanged.
 """
 import json
@@ -151,6 +153,33 @@ def _pool_pattern(graph, op):
     return pool, bn, sign, negate
 
 
+def _flatten_pattern(graph, op):
+    """conv -> maxpool -> batchnorm -> flatten -> binary dense(s): the
+    batchnorm moves into the conv's float output stage, before the pool.
+    Max commutes with a non-decreasing map; where gamma < 0 the stage
+    writes -z instead, so the pool takes max(-z) = -(the wanted value) and
+    the consumers' weights are inverted on those features (a binary dense
+    reads only sign and |x|; the sign differs only at exactly 0, as in
+    _pool_pattern). Returns (pool, bn, flatten, per-feature negate mask or
+    None) or None."""
+    if op.type != "conv2d":
+        return None
+    pool = _only_consumer(graph, op.name, ("maxpool",))
+    bn = pool and _only_consumer(graph, pool.name, ("batchnorm",))
+    flat = bn and _only_consumer(graph, bn.name, ("flatten",))
+    if flat is None:
+        return None
+    cons = graph.consumers(flat.name)
+    if flat.name == graph.output or not cons or any(
+            c.type != "dense" or c.attrs["scheme"] != "binary" for c in cons):
+        return None
+    negate = bn.params["gamma"] < 0
+    if not negate.any():
+        return pool, bn, flat, None
+    h, w, _ = graph.shape_of(pool.name)
+    return pool, bn, flat, np.tile(negate, h * w)
+
+
 def _fuse(graph, op, absorbed, negated):
     """Fused op docs + tensors for op followed by its absorbable chain:
     [(name, type, inputs, attrs, tensors)]."""
@@ -171,6 +200,18 @@ def _fuse(graph, op, absorbed, negated):
         fused = (op.name, "fused_" + op.type, list(op.inputs), attrs,
                  {"weight": weight, **_stage(op, bn, True, negate)})
         return [fused, (last.name, "maxpool", [op.name], pool.attrs, {})]
+
+    pattern = _flatten_pattern(graph, op)
+    if pattern is not None:
+        pool, bn, flat, negate = pattern
+        absorbed.update((pool.name, bn.name))
+        if negate is not None:
+            negated[flat.name] = negate
+        attrs["output"] = "float"
+        channels = None if negate is None else bn.params["gamma"] < 0
+        fused = (op.name, "fused_" + op.type, list(op.inputs), attrs,
+                 {"weight": weight, **_stage(op, bn, False, channels)})
+        return [fused, (bn.name, "maxpool", [op.name], pool.attrs, {})]
 
     bn = _only_consumer(graph, op.name, ("batchnorm",))
     last = bn or op

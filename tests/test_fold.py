@@ -136,6 +136,28 @@ def test_conv_maxpool_batchnorm_folds_to_bits(explicit_sign, padding, k_scaled, 
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("channels,dense_scheme", [(5, "binary"), (65, "binary_k"), (64, "binary")])
+def test_maxpool_batchnorm_flatten_moves_into_the_conv(channels, dense_scheme):
+    """conv -> maxpool -> BN -> flatten -> binary dense: no batchnorm step is
+    left; gamma < 0 channels travel negated with the dense weights inverted
+    on their features (NHWC order), for sign and K-scaled denses alike."""
+    rng = np.random.default_rng(channels)
+    net = model_zoo.Net(rng, [7, 7, 3])
+    net.conv(channels, 3, "binary", padding="same_one")
+    net.pool("maxpool", 2, 2, "same")
+    net.bn(spread=4.0)
+    net.op("flatten")
+    net.dense(9, dense_scheme)
+    graph = net.build(labels=False)
+    assert any(op.params["gamma"].min() < 0 for op in graph.ops if op.type == "batchnorm")
+    folded = fold(graph)
+    assert [op.type for op in folded.ops] == ["fused_conv2d", "maxpool", "flatten",
+                                              "fused_dense"]
+    x = rng.standard_normal((3, 7, 7, 3)).astype(np.float32)
+    np.testing.assert_allclose(NumpyExecutor(folded).run(x), ref.run(graph, x),
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_origin_names_every_source_op_once():
     graph = model_zoo.alexnet(np.random.default_rng(2), "binary")
     folded = fold(graph)
