@@ -68,15 +68,17 @@ def make_bconv_model(path, hw=14, cin=256, cout=256, k=3):
           f"{hw * hw * cin * cout * k * k / 1e6:.1f} M binary MACs")
 
 
-def make_resnet20(prefix):
+def make_resnet20(prefix, k_scale=True):
     """Untrained binarized CIFAR ResNet-20 (edgebnn_export.models.resnet(n=3)), random
     weights and random batch-norm statistics (fixed seed), exported by `edgebnn export` to
-    PREFIX.ebnn with its float twins PREFIX.fp32.tflite / PREFIX.int8.tflite. Needs TF."""
+    PREFIX.ebnn with its float twins PREFIX.fp32.tflite / PREFIX.int8.tflite. Needs TF.
+    k_scale=False: no XNOR-Net K map (the twins are the same graphs either way)."""
     import numpy as np
     import keras
     from edgebnn_export.models import resnet
+    keras.utils.set_random_seed(0)                 # the layers' initialisers
     rng = np.random.default_rng(0)
-    model = resnet(n=3, scheme="binary")
+    model = resnet(n=3, scheme="binary", k_scale=k_scale)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             shape = layer.get_weights()[0].shape   # gamma, beta, moving mean, moving var
@@ -173,6 +175,8 @@ def main():
     ap.add_argument("--make-resnet20", metavar="PREFIX",
                     help="write PREFIX.ebnn + PREFIX.{fp32,int8}.tflite: random binarized "
                          "ResNet-20 and its float twins (needs TF and edgebnn_export)")
+    ap.add_argument("--no-k-scale", action="store_true",
+                    help="--make-resnet20 without the XNOR-Net K scaling")
     ap.add_argument("--guest-edgebnn", nargs=2, metavar=("MODEL", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--arch", default="arm64", choices=["arm64", "armhf"])
     ap.add_argument("--cpu", default="cortex-a72", help="qemu -cpu (Pi 4: cortex-a72)")
@@ -193,7 +197,7 @@ def main():
     if args.make_bconv_model:
         make_bconv_model(args.make_bconv_model)
     if args.make_resnet20:
-        make_resnet20(args.make_resnet20)
+        make_resnet20(args.make_resnet20, k_scale=not args.no_k_scale)
     if not args.models:
         return
     root = os.path.join(os.environ.get("PICHROOT_BASE", "/tmp/pichroot"), args.arch)
