@@ -5,27 +5,17 @@ convolves the +-1 values with ordinary zero / +1 padding, and applies the
 output stage in float32 in the kernels' order. Every ISA path must equal
 the "ref" path bit for bit, and every thread count must give the same bytes.
 """
-import contextlib
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edgebnn import _engine as E
+from isa_switch import isa
 
 ISAS = E.isa_available()
 FAST_ISAS = [i for i in ISAS if i != "ref"]
 ALL_KNOWN = ("ref", "generic", "avx2", "avx512", "neon")
-
-
-@contextlib.contextmanager
-def isa(name):
-    old = E.get_isa()
-    E.set_isa(name)
-    try:
-        yield
-    finally:
-        E.set_isa(old)
 
 
 def run_isa(name, fn, *args, **kw):

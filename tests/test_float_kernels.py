@@ -7,26 +7,16 @@ the "ref" path bit for bit; every other SIMD path sums in a different order
 (vector lanes, total - 2*neg for weights-only), so it is compared with "ref"
 within float32 rounding. Any one path gives identical results for every
 thread count (work is split over whole pixels / whole filters)."""
-import contextlib
 import zlib
 
 import numpy as np
 import pytest
 
 from edgebnn import _engine as E
+from isa_switch import isa
 
 EPS = np.finfo(np.float32).eps
 ISAS = E.isa_available()
-
-
-@contextlib.contextmanager
-def isa(name):
-    old = E.get_isa()
-    E.set_isa(name)
-    try:
-        yield
-    finally:
-        E.set_isa(old)
 
 
 # ----------------------------------------------------------- references ---
