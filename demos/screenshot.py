@@ -2,7 +2,8 @@
 serve a model, draw a digit with the mouse (grey models) or upload an image
 (colour models), wait for the answer, save the window.
 
-    python -m demos.screenshot --model lenet [--image photo.jpg] [--out docs/img/serve.png]
+    python -m demos.screenshot --model lenet [--tflite twin.tflite] [--image photo.jpg]
+                               [--out docs/img/serve.png]
 
 Needs selenium and Debian's chromium + chromium-driver."""
 import argparse
@@ -29,13 +30,13 @@ def browser(width=1000, height=820):
                             options=opts)
 
 
-def capture(model, name, out, image=None, strokes=FOUR):
-    """Serve `model`, show one answer in the page, save a PNG to `out`.
-    -> the label the page shows."""
+def capture(model, name, out, image=None, strokes=FOUR, tflite=None):
+    """Serve `model` (and its float LiteRT twin `tflite`, a path, if given),
+    show one answer in the page, save a PNG to `out`. -> the label shown."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    httpd = make_server(model, name, port=0, quiet=True)
+    httpd = make_server(model, name, port=0, tflite=tflite, quiet=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     driver = browser()
     try:
@@ -68,10 +69,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="lenet", help="lenet, resnet or a .ebnn path")
     p.add_argument("--image", default=None, help="upload this image instead of drawing")
+    p.add_argument("--tflite", default=None,
+                   help="float .tflite twin shown side by side (needs ai-edge-litert)")
     p.add_argument("--out", default="docs/img/serve.png")
     args = p.parse_args(argv)
     model = models.load(args.model)
-    label = capture(model, model.graph.name, args.out, args.image)
+    label = capture(model, model.graph.name, args.out, args.image, tflite=args.tflite)
     print(f"{args.out}: page shows {label!r}", file=sys.stderr)
     return 0
 
