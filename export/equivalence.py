@@ -1,7 +1,7 @@
 """Layer-by-layer equivalence of a Keras model and its exported plan.
 
 For every op of the folded plan whose output is a Keras layer's output, the
-op is run (by edgebnn's own executor, engine or numpy) on the Keras values
+op is run (edgebnn_export.folded_numpy, the folded semantics) on the Keras values
 of its inputs -- "teacher forcing", so a difference is pinned to the one op
 that makes it -- and its output is compared with the Keras layer's output:
 
@@ -20,7 +20,6 @@ difference. Anything else that differs fails, naming the first op.
 import numpy as np
 
 from edgebnn import fold as foldmod
-from edgebnn.bits import pack_signs, unpack_signs
 
 from . import folded_numpy
 from .reference import TINY, U, evaluate
@@ -158,30 +157,24 @@ def _keras_model_class(model):
 
 
 class _Stepper:
-    """Runs single plan ops: through the compiled engine's own per-op entry
-    (EngineExecutor._step, where the runtime has it) or else the folded
-    semantics in numpy (export.folded_numpy); `run` is the whole file through
-    the runtime's Model (the engine when built)."""
+    """Runs single plan ops in the folded semantics in numpy
+    (edgebnn_export.folded_numpy: one op at a time, fed Keras's values), and
+    `run`, the whole file end to end: through the runtime's Model (the
+    compiled engine) with backend "auto" when the engine is built, or in
+    numpy with backend "numpy"."""
 
     def __init__(self, plan, backend):
-        self.plan, self.engine = plan, None
-        if backend in ("auto", "engine"):
-            try:
-                from edgebnn.engine_backend import EngineExecutor, load_engine
-                if load_engine() is not None and hasattr(EngineExecutor, "_step"):
-                    self.engine = EngineExecutor(plan)
-            except ImportError:
-                pass
-            if self.engine is None and backend == "engine":
-                raise ValueError("this runtime has no single-op engine entry point")
-        self.name = "engine" if self.engine is not None else "numpy (folded semantics)"
-        self.model = None
-        if backend != "numpy":
+        if backend not in ("auto", "numpy"):
+            raise ValueError(f"backend must be 'auto' or 'numpy', not {backend!r}")
+        self.plan, self.model = plan, None
+        if backend == "auto":
             try:
                 from edgebnn.model import Model
                 self.model = Model(plan)
             except (ImportError, ValueError):
                 self.model = None
+        self.name = ("numpy ops, file end to end on the engine" if self.model is not None
+                     else "numpy (folded semantics)")
 
     def run(self, x):
         if self.model is not None:
@@ -198,17 +191,10 @@ class _Stepper:
         neg = value < 0
         if negate is not None:
             neg = neg ^ negate
-        signs = np.where(neg, -1.0, 1.0).astype(np.float32)
-        return pack_signs(signs) if self.engine is not None else signs
+        return np.where(neg, -1.0, 1.0).astype(np.float32)
 
     def step(self, op, ins):
-        if self.engine is not None:
-            out = self.engine._step(op, ins, 1)
-            if out.dtype == np.uint64:
-                out = unpack_signs(out, op.shape[-1])
-        else:
-            out = folded_numpy.step(op, ins)
-        return np.asarray(out, np.float64)
+        return np.asarray(folded_numpy.step(op, ins), np.float64)
 
 
 def _negated_channels(graph):

@@ -318,8 +318,9 @@ def build_parser():
                    help="write no preprocessing (the model takes raw float input)")
     p.add_argument("--tflite", choices=("fp32", "int8"), nargs="+", default=[],
                    help="also write the float twin as .tflite (fp32 and/or full-integer int8)")
-    p.add_argument("--backend", choices=("auto", "engine", "numpy"), default="auto",
-                   help="edgebnn executor used for the check (default: engine if built)")
+    p.add_argument("--backend", choices=("auto", "numpy"), default="auto",
+                   help="ops are checked one by one in numpy; the whole file runs on the "
+                        "compiled engine (auto, when built) or in numpy too")
     return p
 
 

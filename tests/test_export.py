@@ -332,18 +332,14 @@ def test_labels_and_preprocessing_options(tmp_path, capsys):
     assert edgebnn.load(str(out)).input_spec.preprocess is None
 
 
-@pytest.mark.parametrize("backend", ["numpy", "engine"])
-def test_both_executors_check(backend):
-    from edgebnn import engine_backend
-    if backend == "engine" and (engine_backend.load_engine() is None or not hasattr(
-            getattr(engine_backend, "EngineExecutor", None), "_step")):
-        pytest.skip("no single-op engine entry in this runtime (ops are checked in numpy, "
-                    "the file end to end on the engine)")
+@pytest.mark.parametrize("backend,executor", [("numpy", "numpy (folded"),
+                                              ("auto", "numpy ops, file end to end on the engine")])
+def test_both_executors_check(backend, executor):
     keras.utils.set_random_seed(12)
     model = randomize_bn(models.build("alexnet", scheme="binary", k_scale=False,
                                       **SMALL["alexnet"]))
     report = Checker(model, convert(model), backend=backend).run(inputs(model, 8))
-    assert report.executor.startswith(backend)
+    assert report.executor.startswith(executor)
     assert report.passed, report.text()
 
 
