@@ -2,8 +2,7 @@
 import os
 
 import edgebnn
-
-SHIPPED = {"lenet": "lenet_mnist.ebnn", "resnet": "resnet_cifar10.ebnn"}
+from edgebnn.pretrained import SHIPPED, shipped_path
 
 
 class DemoError(Exception):
@@ -13,11 +12,6 @@ class DemoError(Exception):
     def __init__(self, message, code=1):
         super().__init__(message)
         self.code = code
-
-
-def shipped_path(name):
-    return os.path.join(os.path.dirname(os.path.abspath(edgebnn.__file__)), "models",
-                        SHIPPED[name])
 
 
 def resolve(model):

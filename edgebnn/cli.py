@@ -22,7 +22,8 @@ def _executor_note(model):
 
 def _load(path):
     from . import load
-    return load(path)
+    from .pretrained import resolve
+    return load(resolve(path))
 
 
 def _fmt_bytes(n):
@@ -33,9 +34,11 @@ def _fmt_bytes(n):
 
 
 def cmd_info(args):
-    model = _load(args.model)
+    from .pretrained import resolve
+    path = resolve(args.model)
+    model = _load(path)
     g, spec = model.graph, model.input_spec
-    print(f"model: {g.name}  ({args.model}, {os.path.getsize(args.model)} bytes, format v1)")
+    print(f"model: {g.name}  ({path}, {os.path.getsize(path)} bytes, format v1)")
     pre = spec.preprocess
     pre_text = "none" if pre is None else (
         f"resize {pre['size'][0]}x{pre['size'][1]}, {pre['channels']} channel(s), "
@@ -181,7 +184,7 @@ def _positive(text):
 
 
 def _model_arg(s):
-    s.add_argument("model", help="path to a .ebnn file")
+    s.add_argument("model", help="a .ebnn file, or lenet / resnet (the shipped pretrained models)")
 
 
 def _run_args(s):
