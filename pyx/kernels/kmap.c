@@ -5,15 +5,16 @@
 #include <string.h>
 #include "edgebnn.h"
 
-/* eight floats as one GCC vector (two SSE / NEON registers): the eight
- * partial sums below are then plain lane-wise adds, whatever the target */
+/* mean |x| over c channels: eight partial sums (partial l sums channels
+ * i = l mod 8 in order), then a fixed tree. */
+#if defined(__x86_64__) || defined(__aarch64__)
+/* The eight partials as one GCC vector (two SSE / NEON registers). The
+ * tail is a zero-filled vector: partials past c add |+0| to sums that are
+ * >= +0, which changes no bit. (Not on armv7: its NEON flushes denormals,
+ * so there the scalar loop below runs.) */
 typedef float f32x8 __attribute__((vector_size(32)));
 typedef uint32_t u32x8 __attribute__((vector_size(32)));
 
-/* mean |x| over c channels; eight partial sums (lane l sums channels
- * i = l mod 8 in order), then a fixed tree. The tail is a zero-filled
- * vector: lanes past c add |+0| to sums that are >= +0, which changes no
- * bit. */
 static float mean_abs(const float *x, int c)
 {
     const u32x8 magnitude = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
@@ -35,6 +36,21 @@ static float mean_abs(const float *x, int c)
               ((part[4] + part[5]) + (part[6] + part[7]));
     return s / (float)c;
 }
+#else
+static float mean_abs(const float *x, int c)
+{
+    float part[8] = {0};
+    int i = 0;
+    for (; i + 8 <= c; i += 8)
+        for (int l = 0; l < 8; l++)
+            part[l] += fabsf(x[i + l]);
+    for (int l = 0; i + l < c; l++)
+        part[l] += fabsf(x[i + l]);
+    float s = ((part[0] + part[1]) + (part[2] + part[3])) +
+              ((part[4] + part[5]) + (part[6] + part[7]));
+    return s / (float)c;
+}
+#endif
 
 /* A = mean |x| of each input pixel is computed once into a stack tile of
  * kh rows (a ring: row iy sits in slot iy % kh, kept while the next output
