@@ -1,7 +1,7 @@
 /* NEON float GEMM (6x16 register tiles on aarch64, 6x8 on armv7; n is a
- * multiple of 16) and dot
- * products, for aarch64 and armv7 (fused multiply-add where the FPU has it,
- * i.e. aarch64 and armv7 with neon-vfpv4). */
+ * multiple of 16) and dot products, for aarch64 and armv7 (fused
+ * multiply-add where the FPU has it, i.e. aarch64 and armv7 with
+ * neon-vfpv4). */
 #if defined(__ARM_NEON)
 #include <arm_neon.h>
 #include <string.h>
