@@ -7,13 +7,15 @@
 
 /* mean |x| over c channels: eight partial sums (partial l sums channels
  * i = l mod 8 in order), then a fixed tree. */
-#if defined(__x86_64__) || defined(__aarch64__)
+#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__GNUC__) && !defined(__clang__)
 /* The eight partials as one GCC vector (two SSE / NEON registers). The
  * tail is a zero-filled vector: partials past c add |+0| to sums that are
  * >= +0, which changes no bit. (Not on armv7: its NEON flushes denormals,
  * so there the scalar loop below runs.) */
 typedef float f32x8 __attribute__((vector_size(32)));
 typedef uint32_t u32x8 __attribute__((vector_size(32)));
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x4 __attribute__((vector_size(16)));
 
 static float mean_abs(const float *x, int c)
 {
@@ -32,9 +34,15 @@ static float mean_abs(const float *x, int c)
         memcpy(&v, tail, sizeof v);
         part += (f32x8)(v & magnitude);
     }
-    float s = ((part[0] + part[1]) + (part[2] + part[3])) +
-              ((part[4] + part[5]) + (part[6] + part[7]));
-    return s / (float)c;
+    /* the tree level by level as lane-wise adds of even and odd lanes:
+     * w = (p0+p1, p2+p3, p4+p5, p6+p7), then (w0+w1, w2+w3), then the sum */
+    f32x4 lo, hi;
+    memcpy(&lo, &part, sizeof lo);
+    memcpy(&hi, (const char *)&part + sizeof lo, sizeof hi);
+    const i32x4 even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
+    f32x4 w = __builtin_shuffle(lo, hi, even) + __builtin_shuffle(lo, hi, odd);
+    f32x4 u = __builtin_shuffle(w, w, even) + __builtin_shuffle(w, w, odd);
+    return (u[0] + u[1]) / (float)c;
 }
 #else
 static float mean_abs(const float *x, int c)
