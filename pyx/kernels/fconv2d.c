@@ -78,7 +78,9 @@ size_t ebnn_fconv2d_scratch_bytes(const ebnn_conv_geom *g)
  * block of rows `width` pixels wide starting at input column x0; returns
  * the input itself when every tap is in the image, otherwise a copy into
  * `pad` with zeros outside it. The zeros enter the FMA chains as 0 * w
- * terms, exactly as the im2col rows of zero-padded taps did before. */
+ * terms (not skipped): every pixel's chain has all kh*kw*c terms, as with
+ * a zero-padded im2col row, so a skipped term can never turn a -0 sum or a
+ * 0 * inf NaN into something else. */
 static const float *input_rows(const ebnn_conv_geom *g, const float *in,
                                int64_t n, int oy, int ox, int cnt, float *pad,
                                int64_t *ldk)

@@ -1,6 +1,6 @@
 /* Inner kernels of the float-side ops, one implementation per ISA:
  *   wgemm  float x 1-bit weights (weights-only binary conv / dense),
- *   fgemm  float x float with B transposed (im2col float conv),
+ *   fgemm  float x float with B transposed (float conv over input rows),
  *   fdot   float x float row-by-row dot products (float dense).
  * Files: wgemm_<isa>.c and fgemm_<isa>.c; x86/ARM files compile to nothing
  * elsewhere. The fronts (wconv2d.c, fconv2d.c) pick one by ebnn_isa_get(). */
