@@ -2,7 +2,8 @@
 per-call kernel times and the per-step profile of whole networks, 1 thread,
 for this checkout and optionally for another build side by side.
 
-    python benchmarks/stem_layers.py [--before DIR] [--nets NET.ebnn ...]
+    python benchmarks/peers/build_edgebnn.py /tmp/pe_fconv   # the peer nets, once
+    python benchmarks/stem_layers.py [--before DIR] [--peers /tmp/pe_fconv] [--nets NET.ebnn ...]
 
 --before DIR: a directory holding another `edgebnn` package (with its built
 _engine*.so, e.g. a copy of the package taken before a change); the same
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_NETS = ["/tmp/pe_fconv/lenet.ebnn", "/tmp/pe_fconv/resnet20.ebnn",
-                "/tmp/pe_fconv/bireal18.ebnn", str(ROOT / "edgebnn/models/lenet_mnist.ebnn")]
+PEER_NETS = ["lenet.ebnn", "resnet20.ebnn", "bireal18.ebnn"]
+SHIPPED = str(ROOT / "edgebnn/models/lenet_mnist.ebnn")
 
 
 def per_call(fn, budget):
@@ -110,12 +111,21 @@ def print_table(cols):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", help="directory holding another built edgebnn package")
-    ap.add_argument("--nets", nargs="*", default=DEFAULT_NETS)
+    ap.add_argument("--peers", default="/tmp/pe_fconv",
+                    help="directory of the peer nets (benchmarks/peers/build_edgebnn.py)")
+    ap.add_argument("--nets", nargs="*", help="networks to profile (default: the peer "
+                    "nets and the shipped LeNet)")
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--budget", type=float, default=0.2, help="seconds per kernel measurement")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # subprocess mode
     args = ap.parse_args()
-    nets = [p for p in args.nets if os.path.exists(p)]
+    wanted = args.nets if args.nets is not None else \
+        [os.path.join(args.peers, n) for n in PEER_NETS] + [SHIPPED]
+    nets = [p for p in wanted if os.path.exists(p)]
+    if not args.json:
+        for p in sorted(set(wanted) - set(nets)):
+            print(f"(skipped {p}: not found; build the peer nets with "
+                  f"benchmarks/peers/build_edgebnn.py {args.peers})")
     if args.json:
         print(json.dumps(measure(nets, args.runs, args.budget)))
         return

@@ -47,7 +47,6 @@ def windows(h, w, kh, kw, sh, sw, padding):
         for ox in range(ow):
             xs = [ox * sw - pl + kx for kx in range(kw) if 0 <= ox * sw - pl + kx < w]
             yield oy, ox, ys, xs
-    return oh, ow
 
 
 def out_size(h, w, kh, kw, sh, sw, padding):
