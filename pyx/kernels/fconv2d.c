@@ -1,13 +1,13 @@
 /* Float conv (first layers) and float dense. Conv: a zero-padded transposed
- * copy of a block of filters, then the register-tiled GEMM of
- * fgemm_<isa>.c over blocks of output pixels: border pixels through an
- * im2col copy in per-thread scratch, runs of interior pixels straight from
- * the input rows (one accumulating GEMM per kernel row). */
+ * copy of a block of filters, then per run of output pixels of one row one
+ * register-tiled GEMM of fgemm_<isa>.c over all kernel rows, reading the
+ * input rows in place (or a zero-padded copy of them at the borders), with
+ * every accumulator in registers for the whole window. */
 #include <string.h>
 #include "output_stage.h"
 #include "wgemm.h"
 
-#define PIX_BLOCK 48 /* output pixels per im2col block (multiple of 6, 12) */
+#define PIX_BLOCK 48 /* output pixels per run (multiple of the tile heights 6, 8, 12) */
 #define FIL_BLOCK 64 /* filters per transposed weight block */
 
 ebnn_fgemm_fn ebnn_fgemm_select(void)
@@ -57,59 +57,98 @@ static int padded_block(int nf)
     return (nf + EBNN_FGEMM_NPAD - 1) / EBNN_FGEMM_NPAD * EBNN_FGEMM_NPAD;
 }
 
-/* per thread: im2col rows, transposed filter block, GEMM result block;
- * SIZE_MAX if it does not fit in size_t (32-bit hosts) */
+/* input columns a run of PIX_BLOCK output pixels reads */
+static uint64_t run_width(const ebnn_conv_geom *g)
+{
+    return (uint64_t)(PIX_BLOCK - 1) * g->stride_w + g->kw;
+}
+
+/* per thread: zero-padded input rows of one run, transposed filter block,
+ * GEMM result block; SIZE_MAX if it does not fit in size_t (32-bit hosts) */
 size_t ebnn_fconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     uint64_t k = (uint64_t)g->kh * g->kw * g->in_c;
     uint64_t nb = (uint64_t)padded_block(g->out_c < FIL_BLOCK ? g->out_c : FIL_BLOCK);
-    uint64_t b = round64(PIX_BLOCK * k * 4) + round64(k * nb * 4) +
-                 round64(PIX_BLOCK * nb * 4);
+    uint64_t b = round64((uint64_t)g->kh * run_width(g) * g->in_c * 4) +
+                 round64(k * nb * 4) + round64(PIX_BLOCK * nb * 4);
     return b > (uint64_t)(SIZE_MAX / 2) ? SIZE_MAX : (size_t)b;
 }
 
-/* one im2col row: the kh*kw*in_c patch of output pixel p, zeros outside.
- * Per kernel row the in-bounds taps are one contiguous run of the input, so
- * it is one copy (inline: first layers copy a handful of floats per row). */
-static void patch_row(const ebnn_conv_geom *g, const float *in, int64_t p,
-                      float *row)
+/* The kh input rows under output pixels [ox, ox + cnt) of row oy, as one
+ * block of rows `width` pixels wide starting at input column x0; returns
+ * the input itself when every tap is in the image, otherwise a copy into
+ * `pad` with zeros outside it. The zeros enter the FMA chains as 0 * w
+ * terms (not skipped): every pixel's chain has all kh*kw*c terms, as with
+ * a zero-padded im2col row, so a skipped term can never turn a -0 sum or a
+ * 0 * inf NaN into something else. */
+static const float *input_rows(const ebnn_conv_geom *g, const float *in,
+                               int64_t n, int oy, int ox, int cnt, float *pad,
+                               int64_t *ldk)
 {
-    int ox = (int)(p % g->out_w), oy = (int)(p / g->out_w % g->out_h);
-    int64_t n = p / ((int64_t)g->out_w * g->out_h);
-    const int c = g->in_c, span = g->kw * c;
-    int x0 = ox * g->stride_w - g->pad_left;           /* input x of kx = 0 */
-    int k0 = x0 < 0 ? -x0 : 0;                         /* first in-bounds kx */
-    int k1 = g->in_w - x0 < g->kw ? g->in_w - x0 : g->kw; /* end in-bounds kx */
-    for (int ky = 0; ky < g->kh; ky++, row += span) {
-        int iy = oy * g->stride_h - g->pad_top + ky;
-        if (iy < 0 || iy >= g->in_h || k1 <= k0) {
-            for (int i = 0; i < span; i++)
-                row[i] = 0.0f;
+    const int c = g->in_c;
+    int y0 = oy * g->stride_h - g->pad_top, x0 = ox * g->stride_w - g->pad_left;
+    int width = (cnt - 1) * g->stride_w + g->kw;
+    const float *img = in + n * g->in_h * (int64_t)g->in_w * c;
+    if (y0 >= 0 && y0 + g->kh <= g->in_h && x0 >= 0 && x0 + width <= g->in_w) {
+        *ldk = (int64_t)g->in_w * c;
+        return img + ((int64_t)y0 * g->in_w + x0) * c;
+    }
+    int lo = x0 < 0 ? -x0 : 0;                                   /* first in-image column */
+    int hi = g->in_w - x0 < width ? g->in_w - x0 : width;        /* end of them */
+    for (int ky = 0; ky < g->kh; ky++) {
+        float *row = pad + (int64_t)ky * width * c;
+        int iy = y0 + ky;
+        if (iy < 0 || iy >= g->in_h || hi <= lo) {
+            memset(row, 0, (size_t)width * c * sizeof(float));
             continue;
         }
-        const float *src = in + ((n * g->in_h + iy) * g->in_w + x0) * c;
-        for (int i = 0; i < k0 * c; i++)
-            row[i] = 0.0f;
-        if ((k1 - k0) * c >= 64)
-            memcpy(row + k0 * c, src + k0 * c, (size_t)(k1 - k0) * c * sizeof(float));
-        else
-            for (int i = k0 * c; i < k1 * c; i++)
-                row[i] = src[i];
-        for (int i = k1 * c; i < span; i++)
-            row[i] = 0.0f;
+        memset(row, 0, (size_t)lo * c * sizeof(float));
+        memcpy(row + (int64_t)lo * c, img + ((int64_t)iy * g->in_w + x0 + lo) * c,
+               (size_t)(hi - lo) * c * sizeof(float));
+        memset(row + (int64_t)hi * c, 0, (size_t)(width - hi) * c * sizeof(float));
     }
+    *ldk = (int64_t)width * c;
+    return pad;
 }
 
-/* output positions whose whole window lies inside the input along one
- * axis: [lo, hi), found by scanning (no rounding puzzles) */
-static void interior_range(int out, int stride, int pad, int k, int in, int *lo, int *hi)
+#if defined(__GNUC__) && !defined(__clang__)
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x4 __attribute__((vector_size(16)));
+#define TRANSPOSE_4X4 1
+#else
+#define TRANSPOSE_4X4 0
+#endif
+
+/* wt[p*np + j] = w[j*k + p] for j < nf, 0 for nf <= j < np (p < k): the
+ * filter block with filters in the columns. By 4x4 blocks of shuffles
+ * where GCC vectors exist (this copy is 1/pixels of the conv's work, but
+ * scalar it was a third of a 7x7 1x1 conv's time). */
+static void transpose_filters(const float *w, int k, int nf, int np, float *wt)
 {
-    *lo = 0;
-    while (*lo < out && *lo * stride - pad < 0)
-        ++*lo;
-    *hi = *lo;
-    while (*hi < out && *hi * stride - pad + k <= in)
-        ++*hi;
+    int j0 = 0;
+#if TRANSPOSE_4X4
+    const i32x4 lo = {0, 4, 1, 5}, hi = {2, 6, 3, 7}, low2 = {0, 1, 4, 5}, high2 = {2, 3, 6, 7};
+    for (; j0 + 4 <= nf; j0 += 4) {
+        int p = 0;
+        for (; p + 4 <= k; p += 4) {
+            f32x4 r[4];
+            for (int i = 0; i < 4; i++)
+                memcpy(&r[i], w + (int64_t)(j0 + i) * k + p, sizeof r[i]);
+            f32x4 t0 = __builtin_shuffle(r[0], r[1], lo), t1 = __builtin_shuffle(r[0], r[1], hi);
+            f32x4 t2 = __builtin_shuffle(r[2], r[3], lo), t3 = __builtin_shuffle(r[2], r[3], hi);
+            f32x4 col[4] = {__builtin_shuffle(t0, t2, low2), __builtin_shuffle(t0, t2, high2),
+                            __builtin_shuffle(t1, t3, low2), __builtin_shuffle(t1, t3, high2)};
+            for (int i = 0; i < 4; i++)
+                memcpy(wt + (int64_t)(p + i) * np + j0, &col[i], sizeof col[i]);
+        }
+        for (; p < k; p++)
+            for (int i = 0; i < 4; i++)
+                wt[(int64_t)p * np + j0 + i] = w[(int64_t)(j0 + i) * k + p];
+    }
+#endif
+    for (int p = 0; p < k; p++)
+        for (int j = j0; j < np; j++)
+            wt[(int64_t)p * np + j] = j < nf ? w[(int64_t)j * k + p] : 0.0f;
 }
 
 void ebnn_fconv2d(const ebnn_conv_geom *g, const float *in, const float *w,
@@ -123,51 +162,28 @@ void ebnn_fconv2d(const ebnn_conv_geom *g, const float *in, const float *w,
     const int c = g->in_c, k = g->kh * g->kw * c, span = g->kw * c;
     const int nbmax = padded_block(g->out_c < FIL_BLOCK ? g->out_c : FIL_BLOCK);
     char *mine = (char *)scratch + (size_t)tid * ebnn_fconv2d_scratch_bytes(g);
-    float *cols = (float *)mine;
-    float *wt = (float *)(mine + round64((uint64_t)PIX_BLOCK * k * 4));
+    float *pad = (float *)mine;
+    float *wt = (float *)(mine + round64((uint64_t)g->kh * run_width(g) * c * 4));
     float *cbuf = (float *)((char *)wt + round64((uint64_t)k * nbmax * 4));
-    int ylo, yhi, xlo, xhi;
-    interior_range(g->out_h, g->stride_h, g->pad_top, g->kh, g->in_h, &ylo, &yhi);
-    interior_range(g->out_w, g->stride_w, g->pad_left, g->kw, g->in_w, &xlo, &xhi);
     for (int f0 = 0; f0 < g->out_c; f0 += FIL_BLOCK) {
         int nf = g->out_c - f0 < FIL_BLOCK ? g->out_c - f0 : FIL_BLOCK;
         int np = padded_block(nf);
-        for (int p = 0; p < k; p++)
-            for (int j = 0; j < np; j++)
-                wt[(int64_t)p * np + j] = j < nf ? w[(int64_t)(f0 + j) * k + p] : 0.0f;
+        transpose_filters(w + (int64_t)f0 * k, k, nf, np, wt);
+        /* runs of up to PIX_BLOCK pixels of one output row: each kernel
+         * row is read straight from (a padded copy of) an input row, rows
+         * overlapping by the stride, so there is no im2col copy */
         for (int64_t p0 = begin; p0 < end;) {
             int ox = (int)(p0 % g->out_w), oy = (int)(p0 / g->out_w % g->out_h);
             int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
-            int rows = 0;
-            if (oy >= ylo && oy < yhi && ox >= xlo && ox < xhi) {
-                /* a run of interior pixels of one output row reads each
-                 * kernel row straight from the input (rows overlap by
-                 * stride): no im2col copy, same FMA chain per element */
-                int64_t left = end - p0;
-                rows = xhi - ox < PIX_BLOCK ? xhi - ox : PIX_BLOCK;
-                rows = left < rows ? (int)left : rows;
-                const float *base = in + ((n * g->in_h + oy * g->stride_h - g->pad_top) * g->in_w +
-                                          ox * g->stride_w - g->pad_left) * c;
-                for (int ky = 0; ky < g->kh; ky++)
-                    gemm(rows, np, span, base + (int64_t)ky * g->in_w * c,
-                         (int64_t)g->stride_w * c, wt + (int64_t)ky * span * np, np, cbuf,
-                         np, ky > 0);
-            } else {
-                /* border pixels (possibly across row ends) through im2col */
-                do {
-                    patch_row(g, in, p0 + rows, cols + (int64_t)rows * k);
-                    rows++;
-                    if (++ox == g->out_w) {
-                        ox = 0;
-                        oy = oy + 1 == g->out_h ? 0 : oy + 1;
-                    }
-                } while (rows < PIX_BLOCK && p0 + rows < end &&
-                         !(oy >= ylo && oy < yhi && ox >= xlo && ox < xhi));
-                gemm(rows, np, k, cols, k, wt, np, cbuf, np, 0);
-            }
-            for (int r = 0; r < rows; r++)
+            int64_t left = end - p0;
+            int cnt = g->out_w - ox < PIX_BLOCK ? g->out_w - ox : PIX_BLOCK;
+            cnt = left < cnt ? (int)left : cnt;
+            int64_t ldk;
+            const float *rows = input_rows(g, in, n, oy, ox, cnt, pad, &ldk);
+            gemm(cnt, np, g->kh, span, rows, (int64_t)g->stride_w * c, ldk, wt, np, cbuf, np);
+            for (int r = 0; r < cnt; r++)
                 ebnn_output_apply_f32(o, g->out_c, p0 + r, f0, nf, cbuf + (int64_t)r * np);
-            p0 += rows;
+            p0 += cnt;
         }
     }
 }

@@ -4,25 +4,24 @@
 #include <immintrin.h>
 #include "wgemm.h"
 
-/* rows x 16 tile of c; rows is a constant after inlining */
+/* rows x 16 tile of c, all kq*span steps in registers; rows is a constant
+ * after inlining */
 EBNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
-tile(int rows, int k, const float *a, int64_t lda, const float *b,
-     int64_t ldb, float *c, int64_t ldc, int accumulate)
+tile(int rows, int kq, int span, const float *a, int64_t lda, int64_t ldk,
+     const float *b, int64_t ldb, float *c, int64_t ldc)
 {
     __m256 acc[6][2];
     for (int r = 0; r < rows; r++)
-        if (accumulate) {
-            acc[r][0] = _mm256_loadu_ps(c + r * ldc);
-            acc[r][1] = _mm256_loadu_ps(c + r * ldc + 8);
-        } else {
-            acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        }
-    for (int p = 0; p < k; p++) {
-        __m256 b0 = _mm256_loadu_ps(b + p * ldb), b1 = _mm256_loadu_ps(b + p * ldb + 8);
-        for (int r = 0; r < rows; r++) {
-            __m256 av = _mm256_broadcast_ss(a + r * lda + p);
-            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int q = 0; q < kq; q++) {
+        const float *aq = a + q * ldk, *bq = b + (int64_t)q * span * ldb;
+        for (int p = 0; p < span; p++) {
+            __m256 b0 = _mm256_loadu_ps(bq + p * ldb), b1 = _mm256_loadu_ps(bq + p * ldb + 8);
+            for (int r = 0; r < rows; r++) {
+                __m256 av = _mm256_broadcast_ss(aq + r * lda + p);
+                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+            }
         }
     }
     for (int r = 0; r < rows; r++) {
@@ -31,17 +30,26 @@ tile(int rows, int k, const float *a, int64_t lda, const float *b,
     }
 }
 
-EBNN_TARGET_AVX2 void ebnn_fgemm_avx2(int m, int n, int k, const float *a,
-                                      int64_t lda, const float *b, int64_t ldb,
-                                      float *c, int64_t ldc, int accumulate)
+EBNN_TARGET_AVX2 void ebnn_fgemm_avx2(int m, int n, int kq, int span,
+                                      const float *a, int64_t lda, int64_t ldk,
+                                      const float *b, int64_t ldb, float *c,
+                                      int64_t ldc)
 {
-    for (int j = 0; j < n; j += 16) {
-        int i = 0;
-        for (; i + 6 <= m; i += 6)
-            tile(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
-        for (; i < m; i++)
-            tile(1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
-    }
+    for (int j = 0; j < n; j += 16)
+        for (int i = 0; i < m; i += 6) {
+            const float *ai = a + i * lda, *bj = b + j;
+            float *ci = c + i * ldc + j;
+            /* a remainder is one short tile, not rows one by one (those
+             * would wait on the FMA latency) */
+            switch (m - i < 6 ? m - i : 6) {
+            case 1: tile(1, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            case 2: tile(2, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            case 3: tile(3, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            case 4: tile(4, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            case 5: tile(5, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            default: tile(6, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            }
+        }
 }
 
 EBNN_TARGET_AVX2 static inline __m256 load_tail(const float *p, int r)

@@ -1,26 +1,31 @@
-/* AVX-512 float GEMM (register tiles of 6x32 / 12x16 accumulators, one
- * broadcast FMA per element step) and dot products (masked tails). */
+/* AVX-512 float GEMM (register tiles of 6x64 / 8x48 / 12x32 / 12x16
+ * accumulators, one broadcast FMA per element step) and dot products (masked tails). */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include "wgemm.h"
 
-/* rows x (16*vecs) tile of c; rows and vecs are constants after inlining */
+/* rows x (16*vecs) tile of c, all kq*span steps in registers; rows and vecs
+ * are constants after inlining (at most 24 accumulators + vecs + 1 of the
+ * 32 zmm registers) */
 EBNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
-tile(int rows, int vecs, int k, const float *a, int64_t lda, const float *b,
-     int64_t ldb, float *c, int64_t ldc, int accumulate)
+tile(int rows, int vecs, int kq, int span, const float *a, int64_t lda,
+     int64_t ldk, const float *b, int64_t ldb, float *c, int64_t ldc)
 {
-    __m512 acc[12][2];
+    __m512 acc[12][4];
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < vecs; v++)
-            acc[r][v] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
-    for (int p = 0; p < k; p++) {
-        __m512 b0 = _mm512_loadu_ps(b + p * ldb);
-        __m512 b1 = vecs > 1 ? _mm512_loadu_ps(b + p * ldb + 16) : b0;
-        for (int r = 0; r < rows; r++) {
-            __m512 av = _mm512_set1_ps(a[r * lda + p]);
-            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-            if (vecs > 1)
-                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            acc[r][v] = _mm512_setzero_ps();
+    for (int q = 0; q < kq; q++) {
+        const float *aq = a + q * ldk, *bq = b + (int64_t)q * span * ldb;
+        for (int p = 0; p < span; p++) {
+            __m512 bv[4];
+            for (int v = 0; v < vecs; v++)
+                bv[v] = _mm512_loadu_ps(bq + p * ldb + 16 * v);
+            for (int r = 0; r < rows; r++) {
+                __m512 av = _mm512_set1_ps(aq[r * lda + p]);
+                for (int v = 0; v < vecs; v++)
+                    acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+            }
         }
     }
     for (int r = 0; r < rows; r++)
@@ -28,25 +33,41 @@ tile(int rows, int vecs, int k, const float *a, int64_t lda, const float *b,
             _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
 }
 
-EBNN_TARGET_AVX512 void ebnn_fgemm_avx512(int m, int n, int k, const float *a,
-                                          int64_t lda, const float *b,
-                                          int64_t ldb, float *c, int64_t ldc,
-                                          int accumulate)
+/* full tile height for a column block of `vecs` vectors */
+static const int tile_rows[5] = {0, 12, 12, 8, 6};
+
+/* one tile of any height 1..tile_rows[vecs]: remainders run as one short
+ * tile, not row by row (one-row tiles would wait on the FMA latency) */
+#define CASE(R, V)                                                            \
+    case R * 4 + V:                                                           \
+        tile(R, V, kq, span, a, lda, ldk, b, ldb, c, ldc);                    \
+        break;
+#define ROWS6(V) CASE(1, V) CASE(2, V) CASE(3, V) CASE(4, V) CASE(5, V) CASE(6, V)
+#define ROWS8(V) ROWS6(V) CASE(7, V) CASE(8, V)
+#define ROWS12(V) ROWS8(V) CASE(9, V) CASE(10, V) CASE(11, V) CASE(12, V)
+
+EBNN_TARGET_AVX512 static void
+any_tile(int rows, int vecs, int kq, int span, const float *a, int64_t lda,
+         int64_t ldk, const float *b, int64_t ldb, float *c, int64_t ldc)
 {
-    int j = 0;
-    for (; j + 32 <= n; j += 32) {
-        int i = 0;
-        for (; i + 6 <= m; i += 6)
-            tile(6, 2, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
-        for (; i < m; i++)
-            tile(1, 2, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
+    switch (rows * 4 + vecs) {
+        ROWS12(1) ROWS12(2) ROWS8(3) ROWS6(4)
     }
-    for (; j < n; j += 16) {
-        int i = 0;
-        for (; i + 12 <= m; i += 12)
-            tile(12, 1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
-        for (; i < m; i++)
-            tile(1, 1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
+}
+
+EBNN_TARGET_AVX512 void ebnn_fgemm_avx512(int m, int n, int kq, int span,
+                                          const float *a, int64_t lda,
+                                          int64_t ldk, const float *b,
+                                          int64_t ldb, float *c, int64_t ldc)
+{
+    for (int j = 0; j < n;) {
+        int vecs = (n - j) / 16 < 4 ? (n - j) / 16 : 4;
+        for (int i = 0; i < m; i += tile_rows[vecs]) {
+            int rows = m - i < tile_rows[vecs] ? m - i : tile_rows[vecs];
+            any_tile(rows, vecs, kq, span, a + i * lda, lda, ldk, b + j, ldb,
+                     c + i * ldc + j, ldc);
+        }
+        j += 16 * vecs;
     }
 }
 

@@ -5,24 +5,24 @@
 #define GR 4  /* rows per tile */
 #define GC 16 /* columns per tile (= EBNN_FGEMM_NPAD, so n is a multiple) */
 
-void ebnn_fgemm_generic(int m, int n, int k, const float *a, int64_t lda,
-                        const float *b, int64_t ldb, float *c, int64_t ldc,
-                        int accumulate)
+void ebnn_fgemm_generic(int m, int n, int kq, int span, const float *a,
+                        int64_t lda, int64_t ldk, const float *b, int64_t ldb,
+                        float *c, int64_t ldc)
 {
     for (int j0 = 0; j0 < n; j0 += GC)
         for (int i0 = 0; i0 < m; i0 += GR) {
             int rows = m - i0 < GR ? m - i0 : GR;
             float acc[GR][GC] = {{0}};
-            if (accumulate)
-                for (int r = 0; r < rows; r++)
-                    for (int j = 0; j < GC; j++)
-                        acc[r][j] = c[(i0 + r) * ldc + j0 + j];
-            for (int p = 0; p < k; p++) {
-                const float *bp = b + p * ldb + j0;
-                for (int r = 0; r < rows; r++) {
-                    float av = a[(i0 + r) * lda + p];
-                    for (int j = 0; j < GC; j++)
-                        acc[r][j] += av * bp[j];
+            for (int q = 0; q < kq; q++) {
+                const float *aq = a + i0 * lda + q * ldk;
+                const float *bq = b + (int64_t)q * span * ldb + j0;
+                for (int p = 0; p < span; p++) {
+                    const float *bp = bq + p * ldb;
+                    for (int r = 0; r < rows; r++) {
+                        float av = aq[r * lda + p];
+                        for (int j = 0; j < GC; j++)
+                            acc[r][j] += av * bp[j];
+                    }
                 }
             }
             for (int r = 0; r < rows; r++)

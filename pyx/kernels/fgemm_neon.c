@@ -1,8 +1,10 @@
-/* NEON float GEMM (6x8 register tiles; n is a multiple of 16) and dot
- * products, for aarch64 and armv7 (fused multiply-add where the FPU has it,
- * i.e. aarch64 and armv7 with neon-vfpv4). */
+/* NEON float GEMM (6x16 register tiles on aarch64, 4x8 on armv7; n is a
+ * multiple of 16) and dot products, for aarch64 and armv7 (fused
+ * multiply-add where the FPU has it, i.e. aarch64 and armv7 with
+ * neon-vfpv4). */
 #if defined(__ARM_NEON)
 #include <arm_neon.h>
+#include <stddef.h>
 #include <string.h>
 #include "wgemm.h"
 
@@ -15,44 +17,71 @@ static inline float32x4_t madd(float32x4_t acc, float32x4_t a, float32x4_t b)
 #endif
 }
 
-/* rows x 8 tile of c; rows is a constant after inlining */
+/* Tile: aarch64 has 32 q registers, so 6 rows x 16 floats (24
+ * accumulators + 4 of B + 1 broadcast); armv7 has 16 (and few general
+ * registers for the row addresses): 4 rows x 8 floats, which counted fewer
+ * instructions per MAC under qemu than 6 x 8 (no spills). */
+#if defined(__aarch64__)
+#define QV 4
+#define TR 6
+#else
+#define QV 2
+#define TR 4
+#endif
+
+/* rows x (4*QV) tile of c, all kq*span steps in registers; rows is a
+ * constant after inlining. Row and B addresses walk as pointers (no 64-bit
+ * index products in the loop: they cost instructions on armv7). */
 static inline __attribute__((always_inline)) void
-tile(int rows, int k, const float *a, int64_t lda, const float *b,
-     int64_t ldb, float *c, int64_t ldc, int accumulate)
+tile(int rows, int kq, int span, const float *a, int64_t lda, int64_t ldk,
+     const float *b, int64_t ldb, float *c, int64_t ldc)
 {
-    float32x4_t acc[6][2];
+    const ptrdiff_t bstep = (ptrdiff_t)ldb;
+    float32x4_t acc[TR][QV];
     for (int r = 0; r < rows; r++)
-        if (accumulate) {
-            acc[r][0] = vld1q_f32(c + r * ldc);
-            acc[r][1] = vld1q_f32(c + r * ldc + 4);
-        } else {
-            acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
-        }
-    for (int p = 0; p < k; p++) {
-        float32x4_t b0 = vld1q_f32(b + p * ldb), b1 = vld1q_f32(b + p * ldb + 4);
-        for (int r = 0; r < rows; r++) {
-            float32x4_t av = vdupq_n_f32(a[r * lda + p]);
-            acc[r][0] = madd(acc[r][0], av, b0);
-            acc[r][1] = madd(acc[r][1], av, b1);
+        for (int v = 0; v < QV; v++)
+            acc[r][v] = vdupq_n_f32(0.0f);
+    const float *bp = b;
+    for (int q = 0; q < kq; q++) {
+        const float *ar[TR];
+        for (int r = 0; r < rows; r++)
+            ar[r] = a + q * ldk + r * lda;
+        for (int p = 0; p < span; p++, bp += bstep) {
+            float32x4_t bv[QV];
+            for (int v = 0; v < QV; v++)
+                bv[v] = vld1q_f32(bp + 4 * v);
+            for (int r = 0; r < rows; r++) {
+                float32x4_t av = vld1q_dup_f32(ar[r] + p);
+                for (int v = 0; v < QV; v++)
+                    acc[r][v] = madd(acc[r][v], av, bv[v]);
+            }
         }
     }
-    for (int r = 0; r < rows; r++) {
-        vst1q_f32(c + r * ldc, acc[r][0]);
-        vst1q_f32(c + r * ldc + 4, acc[r][1]);
-    }
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < QV; v++)
+            vst1q_f32(c + r * ldc + 4 * v, acc[r][v]);
 }
 
-void ebnn_fgemm_neon(int m, int n, int k, const float *a, int64_t lda,
-                     const float *b, int64_t ldb, float *c, int64_t ldc,
-                     int accumulate)
+void ebnn_fgemm_neon(int m, int n, int kq, int span, const float *a,
+                     int64_t lda, int64_t ldk, const float *b, int64_t ldb,
+                     float *c, int64_t ldc)
 {
-    for (int j = 0; j < n; j += 8) {
-        int i = 0;
-        for (; i + 6 <= m; i += 6)
-            tile(6, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
-        for (; i < m; i++)
-            tile(1, k, a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, accumulate);
-    }
+    for (int j = 0; j < n; j += 4 * QV)
+        for (int i = 0; i < m; i += TR) {
+            const float *ai = a + i * lda, *bj = b + j;
+            float *ci = c + i * ldc + j;
+            /* a remainder is one short tile, not rows one by one */
+            switch (m - i < TR ? m - i : TR) {
+            case 1: tile(1, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            case 2: tile(2, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            case 3: tile(3, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+#if TR > 4
+            case 4: tile(4, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            case 5: tile(5, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+#endif
+            default: tile(TR, kq, span, ai, lda, ldk, bj, ldb, ci, ldc); break;
+            }
+        }
 }
 
 static inline float32x4_t load_tail(const float *p, int r)

@@ -2,9 +2,49 @@
  * over the conv window of A = mean_c |x|. Padded taps count as zero but the
  * divisor stays kh*kw (A convolved with a 1/(kh*kw) box, zero padding). */
 #include <math.h>
+#include <string.h>
 #include "edgebnn.h"
 
-/* mean |x| over c channels; eight partial sums in a fixed order */
+/* mean |x| over c channels: eight partial sums (partial l sums channels
+ * i = l mod 8 in order), then a fixed tree. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__GNUC__) && !defined(__clang__)
+/* The eight partials as one GCC vector (two SSE / NEON registers). The
+ * tail is a zero-filled vector: partials past c add |+0| to sums that are
+ * >= +0, which changes no bit. (Not on armv7: its NEON flushes denormals,
+ * so there the scalar loop below runs.) */
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x4 __attribute__((vector_size(16)));
+
+static float mean_abs(const float *x, int c)
+{
+    const u32x8 magnitude = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
+                             0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
+    f32x8 part = {0};
+    u32x8 v;
+    int i = 0;
+    for (; i + 8 <= c; i += 8) {
+        memcpy(&v, x + i, sizeof v);
+        part += (f32x8)(v & magnitude);  /* |x|: the sign bit cleared, as fabsf */
+    }
+    if (i < c) {
+        float tail[8] = {0};
+        memcpy(tail, x + i, (size_t)(c - i) * sizeof(float));
+        memcpy(&v, tail, sizeof v);
+        part += (f32x8)(v & magnitude);
+    }
+    /* the tree level by level as lane-wise adds of even and odd lanes:
+     * w = (p0+p1, p2+p3, p4+p5, p6+p7), then (w0+w1, w2+w3), then the sum */
+    f32x4 lo, hi;
+    memcpy(&lo, &part, sizeof lo);
+    memcpy(&hi, (const char *)&part + sizeof lo, sizeof hi);
+    const i32x4 even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
+    f32x4 w = __builtin_shuffle(lo, hi, even) + __builtin_shuffle(lo, hi, odd);
+    f32x4 u = __builtin_shuffle(w, w, even) + __builtin_shuffle(w, w, odd);
+    return (u[0] + u[1]) / (float)c;
+}
+#else
 static float mean_abs(const float *x, int c)
 {
     float part[8] = {0};
@@ -18,13 +58,20 @@ static float mean_abs(const float *x, int c)
               ((part[4] + part[5]) + (part[6] + part[7]));
     return s / (float)c;
 }
+#endif
 
-/* A = mean |x| of the input pixels a run of output pixels needs is
- * computed once into a stack tile (not once per tap: 9x less work for 3x3),
- * then summed over each window in the same ky, kx order as before, so the
- * result is bit-identical. Windows too large for the tile take the direct
- * path. */
-#define KMAP_TILE 4096 /* floats of A per call (16 KiB of stack) */
+/* A = mean |x| of each input pixel is computed once into a stack tile of
+ * kh rows (a ring: row iy sits in slot iy % kh, kept while the next output
+ * row covers the same input columns, so with stride 1 each input row is
+ * reduced once, not kh times), then each window is summed in the same ky,
+ * kx order as the direct formula, but for a whole run of output pixels at
+ * once (a vector add per tap). Out-of-image taps hold A = +0 in the tile;
+ * adding +0 to a sum that is >= +0 (or NaN) changes no bit, so the result
+ * is bit-identical to skipping them. Windows too large for the tile take
+ * the direct path. */
+#define KMAP_TILE 4096 /* floats of A (16 KiB of stack) */
+#define KMAP_RUN 256   /* output pixels summed at once */
+#define KMAP_MAX_KH 64 /* taller windows take the direct path */
 
 static float window_sum_direct(const ebnn_conv_geom *g, const float *in,
                                int64_t n, int oy, int ox)
@@ -43,16 +90,35 @@ static float window_sum_direct(const ebnn_conv_geom *g, const float *in,
     return s;
 }
 
+/* A of input row iy, columns [c0, c0 + width), zeros outside the image */
+static void a_row(const ebnn_conv_geom *g, const float *in, int64_t n, int iy,
+                  int c0, int width, float *row)
+{
+    const float *src = in + ((n * g->in_h + iy) * g->in_w) * g->in_c;
+    for (int j = 0; j < width; j++) {
+        int ix = c0 + j;
+        row[j] = ix < 0 || ix >= g->in_w ? 0.0f : mean_abs(src + (int64_t)ix * g->in_c, g->in_c);
+    }
+}
+
 void ebnn_kmap(const ebnn_conv_geom *g, const float *in, float *out,
                int tid, int nthreads)
 {
     int64_t begin, end;
     ebnn_split((int64_t)g->n * g->out_h * g->out_w, tid, nthreads, &begin, &end);
     const float taps = (float)g->kh * (float)g->kw;
+    const int kh = g->kh, sw = g->stride_w;
     float tile[KMAP_TILE];
-    /* output pixels per run: the run's input columns times kh rows must fit */
-    int64_t per_px = (int64_t)g->stride_w * g->kh, fixed = (int64_t)g->kw * g->kh;
-    int64_t run = fixed > KMAP_TILE ? 0 : 1 + (KMAP_TILE - fixed) / per_px;
+    float sum[KMAP_RUN];
+    /* output pixels per run: kh rows of the run's input columns must fit */
+    int64_t run = 0;
+    if (kh <= KMAP_MAX_KH && (int64_t)kh * g->kw <= KMAP_TILE) {
+        run = 1 + (KMAP_TILE / kh - g->kw) / sw;
+        run = run < KMAP_RUN ? run : KMAP_RUN;
+    }
+    int tag[KMAP_MAX_KH];        /* input row held by each slot */
+    int64_t key_n = -1;          /* image and columns the slots are for */
+    int key_c0 = 0, key_width = 0;
     int64_t p = begin;
     while (p < end) {
         int ox0 = (int)(p % g->out_w), oy = (int)(p / g->out_w % g->out_h);
@@ -68,35 +134,37 @@ void ebnn_kmap(const ebnn_conv_geom *g, const float *in, float *out,
         }
         if (cnt > run)
             cnt = run;
-        /* input columns [c0, c0 + width) and rows [r0, r0 + kh) of this run */
-        int c0 = ox0 * g->stride_w - g->pad_left;
-        int width = (int)((cnt - 1) * g->stride_w + g->kw);
+        int c0 = ox0 * sw - g->pad_left;
+        int width = (int)((cnt - 1) * sw + g->kw);
         int r0 = oy * g->stride_h - g->pad_top;
-        for (int ky = 0; ky < g->kh; ky++) {
+        if (n != key_n || c0 != key_c0 || width != key_width) {
+            for (int i = 0; i < kh; i++)
+                tag[i] = -1;
+            key_n = n, key_c0 = c0, key_width = width;
+        }
+        for (int64_t i = 0; i < cnt; i++)
+            sum[i] = 0.0f;
+        for (int ky = 0; ky < kh; ky++) {
             int iy = r0 + ky;
-            for (int j = 0; j < width; j++) {
-                int ix = c0 + j;
-                tile[ky * width + j] =
-                    (iy < 0 || iy >= g->in_h || ix < 0 || ix >= g->in_w)
-                        ? 0.0f
-                        : mean_abs(in + ((n * g->in_h + iy) * g->in_w + ix) * g->in_c, g->in_c);
+            if (iy < 0 || iy >= g->in_h)
+                continue;               /* skipped, as the direct path does */
+            float *row = tile + (int64_t)(iy % kh) * width;
+            if (tag[iy % kh] != iy) {
+                a_row(g, in, n, iy, c0, width, row);
+                tag[iy % kh] = iy;
+            }
+            for (int kx = 0; kx < g->kw; kx++) {
+                const float *restrict t = row + kx;
+                if (sw == 1)
+                    for (int64_t i = 0; i < cnt; i++)
+                        sum[i] += t[i];
+                else
+                    for (int64_t i = 0; i < cnt; i++)
+                        sum[i] += t[i * sw];
             }
         }
-        for (int64_t i = 0; i < cnt; i++) {
-            float s = 0.0f;
-            int base = (int)i * g->stride_w;
-            for (int ky = 0; ky < g->kh; ky++) {
-                int iy = r0 + ky;
-                if (iy < 0 || iy >= g->in_h)
-                    continue;           /* skipped, as the direct path does */
-                for (int kx = 0; kx < g->kw; kx++) {
-                    int ix = c0 + base + kx;
-                    if (ix >= 0 && ix < g->in_w)
-                        s += tile[ky * width + base + kx];
-                }
-            }
-            out[p + i] = s / taps;
-        }
+        for (int64_t i = 0; i < cnt; i++)
+            out[p + i] = sum[i] / taps;
         p += cnt;
     }
 }

@@ -1,6 +1,6 @@
 /* Inner kernels of the float-side ops, one implementation per ISA:
  *   wgemm  float x 1-bit weights (weights-only binary conv / dense),
- *   fgemm  float x float with B transposed (im2col float conv),
+ *   fgemm  float x float with B transposed (float conv over input rows),
  *   fdot   float x float row-by-row dot products (float dense).
  * Files: wgemm_<isa>.c and fgemm_<isa>.c; x86/ARM files compile to nothing
  * elsewhere. The fronts (wconv2d.c, fconv2d.c) pick one by ebnn_isa_get(). */
@@ -59,27 +59,28 @@ ebnn_wgemmt_fn ebnn_wgemmt_select(void);
 void ebnn_wbits_transpose(const uint64_t *w, int out_c, int64_t taps, int c,
                           uint64_t *tw);
 
-/* c[i*ldc + j] = (accumulate ? c[i*ldc + j] : 0)
- *                + sum_{p<k} a[i*lda + p] * b[p*ldb + j],   i < m, j < n.
- * n is a multiple of EBNN_FGEMM_NPAD (callers pad B with zero columns).
- * Every element is one chain of multiply-adds in p order, continued from c
- * when accumulating (so a K split into consecutive calls gives the same
- * bits as one call); the SIMD paths use fused multiply-add, as does the ref
- * path (fmaf), so they agree bit for bit. lda may be smaller than k (rows
- * overlap: an implicit im2col of input rows). */
+/* Float conv GEMM over a two-level K (kernel rows q, then span elements p):
+ *   c[i*ldc + j] = sum_{q<kq} sum_{p<span} a[i*lda + q*ldk + p] * b[(q*span + p)*ldb + j]
+ * for i < m, j < n; n is a multiple of EBNN_FGEMM_NPAD (callers pad B with
+ * zero columns). a rows may overlap (lda = stride*in_c, ldk = one input
+ * row): an implicit im2col of kq input rows. Every element is one chain of
+ * multiply-adds from +0 in (q, p) order, whatever the tile it falls in; the
+ * SIMD paths use fused multiply-add, as does the ref path (fmaf), so they
+ * agree bit for bit (the generic path multiplies, then adds). kq = 1 is a
+ * plain GEMM with k = span. */
 #define EBNN_FGEMM_NPAD 16
-typedef void (*ebnn_fgemm_fn)(int m, int n, int k, const float *a,
-                              int64_t lda, const float *b, int64_t ldb,
-                              float *c, int64_t ldc, int accumulate);
+typedef void (*ebnn_fgemm_fn)(int m, int n, int kq, int span, const float *a,
+                              int64_t lda, int64_t ldk, const float *b,
+                              int64_t ldb, float *c, int64_t ldc);
 /* c[i*ldc + j] = sum_{p<k} a[i*lda + p] * b[j*ldb + p], i < m, j < n:
  * dot products along contiguous rows (dense layers, no transposed copy). */
 typedef void (*ebnn_fdot_fn)(int m, int n, int k, const float *a,
                              int64_t lda, const float *b, int64_t ldb,
                              float *c, int64_t ldc);
 #define EBNN_FGEMM_DECL(isa)                                                  \
-    void ebnn_fgemm_##isa(int m, int n, int k, const float *a, int64_t lda,  \
-                          const float *b, int64_t ldb, float *c, int64_t ldc, \
-                          int accumulate);                                    \
+    void ebnn_fgemm_##isa(int m, int n, int kq, int span, const float *a,   \
+                          int64_t lda, int64_t ldk, const float *b,          \
+                          int64_t ldb, float *c, int64_t ldc);               \
     void ebnn_fdot_##isa(int m, int n, int k, const float *a, int64_t lda,   \
                          const float *b, int64_t ldb, float *c, int64_t ldc);
 EBNN_FGEMM_DECL(ref)
