@@ -191,16 +191,23 @@ def _targets(summ, networks):
     return "\n".join(rows)
 
 
-def _contents_table(contents):
+def _contents_table(contents, summ):
+    """Bytes per part of each .ebnn file, and the best ratio to the fp32
+    .tflite any file could reach while keeping the real-valued layers'
+    float32 weights (those alone, nothing else stored)."""
     if not contents:
         return ""
     rows = ["| .ebnn file | binary weights | float weights | other params (BN, scales) | "
-            "header (graph JSON, alignment) | file |", "| --- | --- | --- | --- | --- | --- |"]
+            "header (graph JSON, alignment) | file | fp32 .tflite / float weights alone |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for net, c in contents.items():
+        fp32 = summ.get((net, "LiteRT fp32", 1), {}).get("file_bytes")
+        ceiling = (f"{fp32 / c['float weights']:.1f}x" if fp32 and c["float weights"]
+                   else "-")
         rows.append(f"| {net} | {_size(c['binary weights'])} | {_size(c['float weights'])} | "
                     f"{_size(c['other params'])} | "
                     f"{_size(c['file'] - c['binary weights'] - c['float weights'] - c['other params'])}"
-                    f" | {_size(c['file'])} |")
+                    f" | {_size(c['file'])} | {ceiling} |")
     return "\n".join(rows)
 
 
@@ -378,8 +385,10 @@ def write(args, cmd, machine, settings, results, select_table, notes, pys):
     lines += ["## Targets (edgebnn)", "", _targets(summ, args.networks), "",
               "Where an .ebnn file's bytes go (float32 storage of the float layers: the stem, "
               "the 1x1 downsampling shortcuts and the classifier stay real-valued, as in the "
-              "networks they model, and dominate the larger files):", "",
-              _contents_table(machine.get("ebnn_contents")), "",
+              "networks they model, and dominate the larger files; the last column is the "
+              "ratio no file can beat without storing those layers in fewer than 32 bits, "
+              "i.e. without changing what they compute):", "",
+              _contents_table(machine.get("ebnn_contents"), summ), "",
               "## Same network in every runtime",
               "",
               "Ops each file executes: the folded plan of the .ebnn file (conv/dense with its "
