@@ -37,11 +37,18 @@ static void elementwise(const ebnn_step *s, int tid, int nthreads)
         for (int64_t i = begin * c; i < end * c; i++)
             out[i] = x[i] < 0.0f ? -1.0f : 1.0f;
         break;
-    case EBNN_STEP_AFFINE:      /* same operation order as the numpy oracle */
-        for (int64_t r = begin; r < end; r++)
+    case EBNN_STEP_AFFINE: {    /* same operation order as the numpy oracle */
+        /* restrict copies of the parameters: through `s` the compiler must
+         * assume a store to out may change them, and would not vectorize */
+        const float *restrict a = s->a, *restrict b = s->b, *restrict d = s->d;
+        for (int64_t r = begin; r < end; r++) {
+            const float *restrict xr = x + r * c;
+            float *restrict o = out + r * c;
             for (int64_t k = 0; k < c; k++)
-                out[r * c + k] = (x[r * c + k] - s->a[k]) * s->b[k] + s->d[k];
+                o[k] = (xr[k] - a[k]) * b[k] + d[k];
+        }
         break;
+    }
     case EBNN_STEP_MEAN_ABS:
         for (int64_t r = begin; r < end; r++) {
             double sum = 0.0;
@@ -75,13 +82,16 @@ static void elementwise(const ebnn_step *s, int tid, int nthreads)
         }
         break;
     case EBNN_STEP_U8_INPUT: {
-        const uint8_t *p = s->in;
+        const uint8_t *restrict p = s->in;
+        const float *restrict a = s->a, *restrict b = s->b;
+        const float scale = s->lo;
+        const int invert = s->radius != 0;
         for (int64_t r = begin; r < end; r++)
             for (int64_t k = 0; k < c; k++) {
                 float v = (float)p[r * c + k];
-                if (s->radius)
+                if (invert)
                     v = 255.0f - v;
-                out[r * c + k] = (v * s->lo - s->a[k]) / s->b[k];
+                out[r * c + k] = (v * scale - a[k]) / b[k];
             }
         break;
     }
