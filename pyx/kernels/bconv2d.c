@@ -267,24 +267,11 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
         }                                                                     \
     }
 
-/* dot = base - 2 popcount, base per filter (zero padding at a border
- * pixel) or the constant kh*kw*in_c */
-static inline __attribute__((always_inline)) void
-convert_body(int32_t *dot, const int32_t *base, int32_t kreal, int nf)
-{
-    if (base)
-        for (int j = 0; j < nf; j++)
-            dot[j] = base[j] - 2 * dot[j];
-    else
-        for (int j = 0; j < nf; j++)
-            dot[j] = kreal - 2 * dot[j];
-}
-
-/* The gather and the conversion are plain loops; compiled for the vector
- * width of the ISA in use they cost half as much next to the GEMM. */
+/* The gather is a plain loop, compiled for the vector width of the ISA in
+ * use. (The conversion dot = base - 2 popcount is fused into the output
+ * stage: ebnn_output_apply_pop_rows.) */
 typedef struct {
     void (*im2col)(const ebnn_conv_geom *, const uint64_t *, int64_t, int, uint64_t *);
-    void (*convert)(int32_t *, const int32_t *, int32_t, int);
 } conv_helpers;
 
 #define HELPERS(SUFFIX, TARGET, COPY, ZERO)                                   \
@@ -292,11 +279,6 @@ typedef struct {
                                        int64_t p0, int np, uint64_t *cols)    \
     {                                                                         \
         IM2COL_BODY(COPY, ZERO)                                               \
-    }                                                                         \
-    TARGET static void convert_##SUFFIX(int32_t *dot, const int32_t *base,    \
-                                        int32_t kreal, int nf)                \
-    {                                                                         \
-        convert_body(dot, base, kreal, nf);                                   \
     }
 HELPERS(plain, , COPY_PLAIN, ZERO_PLAIN)
 #if defined(__x86_64__)
@@ -309,12 +291,12 @@ static conv_helpers helpers_select(void)
     switch (ebnn_isa_get()) {
 #if defined(__x86_64__)
     case EBNN_ISA_AVX512:
-        return (conv_helpers){im2col_avx512, convert_avx512};
+        return (conv_helpers){im2col_avx512};
     case EBNN_ISA_AVX2:
-        return (conv_helpers){im2col_avx2, convert_avx2};
+        return (conv_helpers){im2col_avx2};
 #endif
     default:
-        return (conv_helpers){im2col_plain, convert_plain};
+        return (conv_helpers){im2col_plain};
     }
 }
 
@@ -324,8 +306,7 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
                                int64_t lda, int64_t p0, int np,
                                const int32_t *const *bases, pad_fix *pf,
                                const uint64_t *w, int fa, int fb, int32_t *acc,
-                               const ebnn_output *o, ebnn_bgemm_fn gemm,
-                               const conv_helpers *h)
+                               const ebnn_output *o, ebnn_bgemm_fn gemm)
 {
     int64_t kwords = conv_kwords(g);
     int32_t kreal = g->kh * g->kw * g->in_c;
@@ -335,16 +316,14 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
         int32_t *c = direct_out ? (int32_t *)o->out + p0 * g->out_c + f0 : acc;
         int64_t ldc = direct_out ? g->out_c : nf;
         gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, c, ldc);
-        for (int i = 0; i < np; i++) {
-            int32_t *dot = c + i * ldc;
-            const int32_t *base = bases ? bases[i] : NULL;
-            if (pf) { /* rare: more border patterns than the cache holds */
-                int64_t p = p0 + i;
-                base = pad_fix_base(pf, (int)((p / g->out_w) % g->out_h), (int)(p % g->out_w));
-            }
-            h->convert(dot, base ? base + f0 : NULL, kreal, nf);
-            if (!direct_out)
-                ebnn_output_apply_i32(o, g->out_c, p0 + i, f0, nf, dot);
+        if (!pf) {
+            ebnn_output_apply_pop_rows(o, g->out_c, p0, np, f0, nf, c, ldc, kreal, bases);
+            continue;
+        }
+        for (int i = 0; i < np; i++) { /* rare: more border patterns than the cache holds */
+            int64_t p = p0 + i;
+            const int32_t *base = pad_fix_base(pf, (int)((p / g->out_w) % g->out_h), (int)(p % g->out_w));
+            ebnn_output_apply_pop_rows(o, g->out_c, p, 1, f0, nf, c + i * ldc, ldc, kreal, &base);
         }
     }
 }
@@ -398,7 +377,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
         int np = (int)(p1 - p < pb ? p1 - p : pb);
         if (direct) {
             rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, NULL, w,
-                               fa, fb, acc, o, gemm, &h);
+                               fa, fb, acc, o, gemm);
         } else {
             h.im2col(g, in, p, np, cols);
             /* base vectors looked up once per block, unless the block has
@@ -420,7 +399,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
                 cached = !pf.evicted;
             }
             rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
-                               bases && !cached ? &pf : NULL, w, fa, fb, acc, o, gemm, &h);
+                               bases && !cached ? &pf : NULL, w, fa, fb, acc, o, gemm);
         }
     }
 }
@@ -449,10 +428,9 @@ void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,
     int32_t *acc = (int32_t *)((char *)scratch +
                                ebnn_bdense_scratch_bytes(batch, in_c, out_c) * tid);
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
-    conv_helpers h = helpers_select();
     for (int64_t p = p0; p < p1; p += 120) {
         int np = (int)(p1 - p < 120 ? p1 - p : 120);
         rows_times_filters(&g, in + p * words, words, p, np, NULL, NULL, w, fa,
-                           fb, acc, o, gemm, &h);
+                           fb, acc, o, gemm);
     }
 }

@@ -1,0 +1,197 @@
+/* Body of the block-of-pixels output stage, included by output_stage.c once
+ * per ISA with ROWS_SFX (name suffix), ROWS_TARGET (function attribute) and
+ * ROWS_ISA (0 portable C, 2 AVX2, 3 AVX-512) defined. Not a header.
+ *
+ * One pass per element with every term fused: missing mul / bias /
+ * residual are the exact identities *1.0f / +(-0.0f) (see output_stage.c),
+ * so each element sees the IEEE operations of the plain formula in its
+ * order. A row's loop is specialized on (accumulator source, residual) so
+ * the compiler vectorizes it at the ISA's width. */
+#define RCAT2(a, b) a##_##b
+#define RCAT(a, b) RCAT2(a, b)
+#define RF(name) RCAT(name, ROWS_SFX)
+
+/* dot of element j: SRC_I32 acc, SRC_POP base - 2 popcount (base a vector
+ * or the constant kreal), SRC_F32 a float sum */
+#define ROW_DOT(j) (src == SRC_I32 ? ai[j] : vbase ? vbase[j] - 2 * ai[j] : kreal - 2 * ai[j])
+
+/* v[j] = clamp? (acc*ps*m + b (+ r)) for one row of n filters */
+ROWS_TARGET static AINLINE void
+RF(values_row)(const int src, const int has_res, const int clamp, int n,
+               const int32_t *restrict ai, const float *restrict af,
+               const int32_t *restrict vbase, int32_t kreal, float ps,
+               const float *restrict m, const float *restrict b,
+               const float *restrict r, float lo, float hi, float *restrict v)
+{
+    for (int j = 0; j < n; j++) {
+        float x = (src == SRC_F32 ? af[j] : (float)ROW_DOT(j)) * ps;
+        x = x * m[j];
+        x = x + b[j];
+        if (has_res)
+            x = x + r[j];
+        if (clamp) {
+            x = x < lo ? lo : x;
+            x = x > hi ? hi : x;
+        }
+        v[j] = x;
+    }
+}
+
+/* dispatch of values_row on its (runtime) specialization keys */
+ROWS_TARGET static AINLINE void
+RF(values_any)(int src, const int32_t *ai, const float *af, const int32_t *vbase,
+               int32_t kreal, int n, float ps, const float *m, const float *b,
+               const float *r, int clamp, float lo, float hi, float *v)
+{
+#define VROW(S, R, C) RF(values_row)(S, R, C, n, ai, af, vbase, kreal, ps, m, b, r, lo, hi, v)
+    if (src == SRC_F32) {
+        if (r) { if (clamp) VROW(SRC_F32, 1, 1); else VROW(SRC_F32, 1, 0); }
+        else   { if (clamp) VROW(SRC_F32, 0, 1); else VROW(SRC_F32, 0, 0); }
+    } else if (src == SRC_I32) {
+        if (r) { if (clamp) VROW(SRC_I32, 1, 1); else VROW(SRC_I32, 1, 0); }
+        else   { if (clamp) VROW(SRC_I32, 0, 1); else VROW(SRC_I32, 0, 0); }
+    } else {
+        if (r) { if (clamp) VROW(SRC_POP, 1, 1); else VROW(SRC_POP, 1, 0); }
+        else   { if (clamp) VROW(SRC_POP, 0, 1); else VROW(SRC_POP, 0, 0); }
+    }
+#undef VROW
+}
+
+/* bits of v[j] < 0 for j < n (n <= 64) */
+ROWS_TARGET static AINLINE uint64_t RF(neg_bits)(const float *v, int n)
+{
+#if ROWS_ISA == 3
+    uint64_t bits = 0;
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 lm = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(lm, v + j);
+        bits |= (uint64_t)_mm512_mask_cmp_ps_mask(lm, x, _mm512_setzero_ps(), _CMP_LT_OQ) << j;
+    }
+    return bits;
+#elif ROWS_ISA == 2
+    uint64_t bits = 0;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 lt = _mm256_cmp_ps(_mm256_loadu_ps(v + j), _mm256_setzero_ps(), _CMP_LT_OQ);
+        bits |= (uint64_t)(unsigned)_mm256_movemask_ps(lt) << j;
+    }
+    for (; j < n; j++)
+        bits |= (uint64_t)(v[j] < 0.0f) << j;
+    return bits;
+#else
+    uint8_t flags[64] = {0};
+    for (int j = 0; j < n; j++)
+        flags[j] = v[j] < 0.0f;
+    return pack_flags(flags);
+#endif
+}
+
+/* bits of (flip ? d > t : d < t) for j < n (n <= 64); flipbits has bit j
+ * set where filter j flips */
+ROWS_TARGET static AINLINE uint64_t RF(thr_bits)(const int32_t *d, const int32_t *t,
+                                                 uint64_t flipbits, int n)
+{
+#if ROWS_ISA == 3
+    uint64_t lt = 0, gt = 0;
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 lm = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512i a = _mm512_maskz_loadu_epi32(lm, d + j), b = _mm512_maskz_loadu_epi32(lm, t + j);
+        lt |= (uint64_t)_mm512_mask_cmplt_epi32_mask(lm, a, b) << j;
+        gt |= (uint64_t)_mm512_mask_cmpgt_epi32_mask(lm, a, b) << j;
+    }
+    return (lt & ~flipbits) | (gt & flipbits);
+#elif ROWS_ISA == 2
+    uint64_t lt = 0, gt = 0;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(d + j));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(t + j));
+        lt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a))) << j;
+        gt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b))) << j;
+    }
+    for (; j < n; j++) {
+        lt |= (uint64_t)(d[j] < t[j]) << j;
+        gt |= (uint64_t)(d[j] > t[j]) << j;
+    }
+    return (lt & ~flipbits) | (gt & flipbits);
+#else
+    uint8_t flags[64] = {0};
+    for (int j = 0; j < n; j++) {
+        uint8_t fl = (uint8_t)((flipbits >> j) & 1);
+        flags[j] = fl ? d[j] > t[j] : d[j] < t[j];
+    }
+    return pack_flags(flags);
+#endif
+}
+
+/* dot row (int sources) into d[0..n) */
+/* (no restrict: INT32 output may be the accumulator rows themselves) */
+ROWS_TARGET static AINLINE void RF(dot_row)(int src, const int32_t *ai,
+                                            const int32_t *vbase, int32_t kreal,
+                                            int n, int32_t *d)
+{
+    if (src == SRC_I32) {
+        if (d != ai)
+            memcpy(d, ai, (size_t)n * sizeof(*d));
+    } else if (d == ai) { /* in place: one pointer, so it vectorizes */
+        if (vbase)
+            for (int j = 0; j < n; j++)
+                d[j] = vbase[j] - 2 * d[j];
+        else
+            for (int j = 0; j < n; j++)
+                d[j] = kreal - 2 * d[j];
+    } else if (vbase)
+        for (int j = 0; j < n; j++)
+            d[j] = vbase[j] - 2 * ai[j];
+    else
+        for (int j = 0; j < n; j++)
+            d[j] = kreal - 2 * ai[j];
+}
+
+/* The stage over rows i < np (pixels p0 + i) and filters [f0, f0 + nf),
+ * nf <= ROW_CHUNK (one chunk of rows_run). */
+ROWS_TARGET static void RF(rows_chunk)(const rows_job *jb, int64_t p0, int np, int f0, int nf)
+{
+    const ebnn_output *o = jb->o;
+    const int out_c = jb->out_c, src = jb->src;
+    const float *m = o->mul ? o->mul + f0 : ones_f32;
+    const float *b = o->bias ? o->bias + f0 : negzero_f32;
+    for (int i = 0; i < np; i++) {
+        int64_t p = p0 + i;
+        const int32_t *ai = src == SRC_F32 ? NULL : jb->acc_i + i * jb->ld + (f0 - jb->f0);
+        const float *af = src == SRC_F32 ? jb->acc_f + i * jb->ld + (f0 - jb->f0) : NULL;
+        const int32_t *vbase = src == SRC_POP && jb->bases && jb->bases[i] ? jb->bases[i] + f0 : NULL;
+        float ps = o->pixel_scale ? o->pixel_scale[p] : 1.0f;
+        const float *r = o->residual ? o->residual + p * out_c + f0 : NULL;
+        if (o->kind == EBNN_OUT_INT32 && src != SRC_F32) {
+            RF(dot_row)(src, ai, vbase, jb->kreal, nf, (int32_t *)o->out + p * out_c + f0);
+        } else if (o->kind != EBNN_OUT_BITS) {
+            RF(values_any)(src, ai, af, vbase, jb->kreal, nf, ps, m, b, r, jb->clamp,
+                           o->clamp_lo, o->clamp_hi, (float *)o->out + p * out_c + f0);
+        } else {
+            int32_t d[64] __attribute__((aligned(64)));
+            float v[64] __attribute__((aligned(64)));
+            for (int f = f0, end = f0 + nf; f < end;) {
+                int wi = f / 64, lo = f % 64;
+                int hi = (end - wi * 64) < 64 ? end - wi * 64 : 64, k = f - f0, n = hi - lo;
+                uint64_t bits;
+                if (o->thr && src != SRC_F32) {
+                    RF(dot_row)(src, ai + k, vbase ? vbase + k : NULL, jb->kreal, n, d);
+                    bits = RF(thr_bits)(d, o->thr + f, jb->flipbits[wi - jb->fword0] >> lo, n);
+                } else {
+                    RF(values_any)(src, ai ? ai + k : NULL, af ? af + k : NULL,
+                                   vbase ? vbase + k : NULL, jb->kreal, n, ps, m + k, b + k,
+                                   r ? r + k : NULL, 0, 0.0f, 0.0f, v);
+                    bits = RF(neg_bits)(v, n);
+                }
+                put_bits(o, out_c, p, wi, lo, hi, bits << lo);
+                f = wi * 64 + hi;
+            }
+        }
+    }
+}
+
+#undef ROW_DOT
+#undef RF
+#undef RCAT
+#undef RCAT2
