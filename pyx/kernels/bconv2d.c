@@ -229,15 +229,16 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
     }
 #endif
 
-#define IM2COL_BODY(COPY, ZERO)                                               \
-    int words = ebnn_words(g->in_c), run = g->kw * words;                     \
+#define IM2COL_BODY(COPY, ZERO, WORDS_K, KW_K)                                \
+    const int words = (WORDS_K) ? (WORDS_K) : ebnn_words(g->in_c);            \
+    const int kwc = (KW_K) ? (KW_K) : g->kw, run = kwc * words;               \
     int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);    \
     int64_t n = p0 / ((int64_t)g->out_w * g->out_h);                          \
     uint64_t *dst = cols;                                                     \
     for (int i = 0; i < np; i++) {                                            \
         int iy0 = oy * g->stride_h - g->pad_top;                              \
         int ix0 = ox * g->stride_w - g->pad_left;                             \
-        int x_inside = ix0 >= 0 && ix0 + g->kw <= g->in_w;                    \
+        int x_inside = ix0 >= 0 && ix0 + kwc <= g->in_w;                      \
         for (int ky = 0; ky < g->kh; ky++, dst += run) {                      \
             int iy = iy0 + ky;                                                \
             if (iy < 0 || iy >= g->in_h) {                                    \
@@ -248,7 +249,7 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
             if (x_inside) {                                                   \
                 COPY(dst, row + (int64_t)ix0 * words, run);                   \
             } else {                                                          \
-                for (int kx = 0; kx < g->kw; kx++) {                          \
+                for (int kx = 0; kx < kwc; kx++) {                            \
                     int ix = ix0 + kx;                                        \
                     if (ix >= 0 && ix < g->in_w) {                            \
                         COPY(dst + kx * words, row + (int64_t)ix * words, words); \
@@ -274,11 +275,33 @@ typedef struct {
     void (*im2col)(const ebnn_conv_geom *, const uint64_t *, int64_t, int, uint64_t *);
 } conv_helpers;
 
+/* Narrow layers (1-2 words per tap, 3x3 or 5x5) get copies of a constant
+ * run length, which compile to a few plain moves: the general masked /
+ * looped copy costs more than the data it moves there. */
+#define IM2COL_FIXED(SUFFIX, TARGET, COPY, ZERO, W, K)                        \
+    TARGET static void im2col_##SUFFIX##_##W##x##K(                          \
+        const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,      \
+        uint64_t *cols)                                                       \
+    {                                                                         \
+        IM2COL_BODY(COPY, ZERO, W, K)                                         \
+    }
 #define HELPERS(SUFFIX, TARGET, COPY, ZERO)                                   \
+    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 1, 3)                \
+    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 3)                \
+    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 1, 5)                \
+    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 5)                \
     TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *g, const uint64_t *in, \
                                        int64_t p0, int np, uint64_t *cols)    \
     {                                                                         \
-        IM2COL_BODY(COPY, ZERO)                                               \
+        int words_ = ebnn_words(g->in_c);                                     \
+        if (words_ <= 2 && (g->kw == 3 || g->kw == 5)) {                      \
+            if (g->kw == 3)                                                   \
+                (words_ == 1 ? im2col_##SUFFIX##_1x3 : im2col_##SUFFIX##_2x3)(g, in, p0, np, cols); \
+            else                                                              \
+                (words_ == 1 ? im2col_##SUFFIX##_1x5 : im2col_##SUFFIX##_2x5)(g, in, p0, np, cols); \
+            return;                                                           \
+        }                                                                     \
+        IM2COL_BODY(COPY, ZERO, 0, 0)                                         \
     }
 HELPERS(plain, , COPY_PLAIN, ZERO_PLAIN)
 #if defined(__x86_64__)
