@@ -54,8 +54,40 @@ static int pixel_block(int64_t kwords, int64_t pixels)
     return (int)(pb < pixels ? pb : pixels);
 }
 
+/* Dense tap packing for narrow inputs: the kw taps of a kernel row are
+ * packed back to back (kw*in_c bits in dense_row_words words) instead of
+ * one word each, when that saves words (in_c 16, 3x3: 1 word per kernel
+ * row instead of 3; in_c 32: 2 instead of 3). Input rows are first laid out
+ * as one bit stream per row (pixel x at bit (x + pad_left)*in_c, zero bits
+ * in the padding), so a pixel's kernel row is a bit field of that stream;
+ * the weights are repacked the same way per call (out_c*kh words, cheap).
+ * Padded taps still read as zero bits (+1), and kh*kw*in_c real bits per
+ * pixel remain, so dot = kreal - 2 popcount and the same_zero corrections
+ * per tap are unchanged. */
+static int dense_row_words(const ebnn_conv_geom *g)
+{
+    return (int)(((int64_t)g->kw * g->in_c + 63) / 64);
+}
+
+static int dense_taps(const ebnn_conv_geom *g)
+{
+    return g->in_c <= 64 && dense_row_words(g) < g->kw;
+}
+
+/* words per row stream: the padded width every tap can reach, + 1 word so
+ * a two-word read at the last field stays inside */
+static int64_t stream_words(const ebnn_conv_geom *g)
+{
+    int64_t width = (int64_t)(g->out_w - 1) * g->stride_w + g->kw;
+    if (width < (int64_t)g->pad_left + g->in_w)
+        width = (int64_t)g->pad_left + g->in_w;
+    return (width * g->in_c + 63) / 64 + 1;
+}
+
 static int64_t conv_kwords(const ebnn_conv_geom *g)
 {
+    if (dense_taps(g))
+        return (int64_t)g->kh * dense_row_words(g);
     return (int64_t)g->kh * g->kw * ebnn_words(g->in_c);
 }
 
@@ -93,6 +125,9 @@ size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
         s += round64((size_t)pb * kw * sizeof(uint64_t));
     if (g->pad_mode == EBNN_PAD_ZERO)
         s += round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g);
+    if (dense_taps(g))
+        s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t)) +
+             round64((size_t)g->out_c * kw * sizeof(uint64_t));
     return round64(s);
 }
 
@@ -323,6 +358,109 @@ static conv_helpers helpers_select(void)
     }
 }
 
+
+/* OR the low `bits` bits of v (higher bits 0) into stream d at bit b */
+static inline void put_field(uint64_t *d, int64_t b, uint64_t v, int bits)
+{
+    int sh = (int)(b & 63);
+    d[b >> 6] |= v << sh;
+    if (sh + bits > 64)
+        d[(b >> 6) + 1] |= v >> (64 - sh);
+}
+
+/* dense weights: wd[f][ky] = the kw taps of row ky, tap kx at bit kx*in_c */
+static void dense_weights(const ebnn_conv_geom *g, const uint64_t *w, uint64_t *wd)
+{
+    int rw = dense_row_words(g);
+    memset(wd, 0, (size_t)g->out_c * g->kh * rw * sizeof(uint64_t));
+    for (int64_t r = 0; r < (int64_t)g->out_c * g->kh; r++)
+        for (int kx = 0; kx < g->kw; kx++)
+            put_field(wd + r * rw, (int64_t)kx * g->in_c, w[r * g->kw + kx], g->in_c);
+}
+
+/* row streams of the input rows that output pixels [p0, p1) read */
+static void dense_streams(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
+                          int64_t p1, uint64_t *streams)
+{
+    int64_t sw = stream_words(g), last_n = -1;
+    int done = 0; /* rows [0, done) of image last_n are built */
+    for (int64_t q = p0 / g->out_w; q <= (p1 - 1) / g->out_w; q++) {
+        int64_t n = q / g->out_h;
+        int oy = (int)(q % g->out_h), iy0 = oy * g->stride_h - g->pad_top;
+        if (n != last_n)
+            done = 0;
+        last_n = n;
+        int lo = iy0 > done ? iy0 : done, hi = imin(iy0 + g->kh, g->in_h);
+        for (int iy = lo < 0 ? 0 : lo; iy < hi; iy++) {
+            int64_t r = n * g->in_h + iy;
+            uint64_t *d = streams + r * sw;
+            const uint64_t *x = in + r * g->in_w;
+            memset(d, 0, (size_t)sw * sizeof(uint64_t));
+            for (int ix = 0; ix < g->in_w; ix++)
+                put_field(d, (int64_t)(ix + g->pad_left) * g->in_c, x[ix], g->in_c);
+        }
+        done = hi > done ? hi : done;
+    }
+}
+
+/* gather: pixel row = kh fields of kw*in_c bits (RW words each); out-of-
+ * image kernel rows are zero words */
+static inline __attribute__((always_inline)) void
+dense_im2col_body(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0, int np,
+                  uint64_t *cols, const int RW)
+{
+    int64_t sw = stream_words(g);
+    int fbits = g->kw * g->in_c, rem = fbits - 64 * (RW - 1);
+    uint64_t last = rem == 64 ? ~0ull : (1ull << rem) - 1;
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
+    uint64_t *dst = cols;
+    for (int i = 0; i < np; i++) {
+        int iy0 = oy * g->stride_h - g->pad_top;
+        int64_t b = (int64_t)ox * g->stride_w * g->in_c;
+        int sh = (int)(b & 63);
+        for (int ky = 0; ky < g->kh; ky++, dst += RW) {
+            int iy = iy0 + ky;
+            if (iy < 0 || iy >= g->in_h) {
+                for (int j = 0; j < RW; j++)
+                    dst[j] = 0;
+                continue;
+            }
+            const uint64_t *src = streams + (n * g->in_h + iy) * sw + (b >> 6);
+            for (int j = 0; j < RW; j++) {
+                /* (hi << 1) << (63 - sh): no shift by 64 when sh == 0 */
+                uint64_t v = (src[j] >> sh) | ((src[j + 1] << 1) << (63 - sh));
+                dst[j] = j == RW - 1 ? v & last : v;
+            }
+        }
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+
+static void dense_im2col(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0,
+                         int np, uint64_t *cols)
+{
+    switch (dense_row_words(g)) {
+    case 1:
+        dense_im2col_body(g, streams, p0, np, cols, 1);
+        break;
+    case 2:
+        dense_im2col_body(g, streams, p0, np, cols, 2);
+        break;
+    case 3:
+        dense_im2col_body(g, streams, p0, np, cols, 3);
+        break;
+    default:
+        dense_im2col_body(g, streams, p0, np, cols, dense_row_words(g));
+    }
+}
+
 /* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
  * stage; int32 output is produced in place in the output array. */
 static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
@@ -395,6 +533,16 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
         bases = (const int32_t **)s;
         s += round64((size_t)pb * sizeof(*bases));
         pad_fix_init(&pf, g, w, s);
+        s += pad_fix_bytes(g);
+    }
+    const uint64_t *wg = w; /* the weights the GEMM reads */
+    uint64_t *streams = NULL;
+    if (dense_taps(g)) {
+        streams = (uint64_t *)s;
+        s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t));
+        dense_weights(g, w, (uint64_t *)s);
+        wg = (const uint64_t *)s;
+        dense_streams(g, in, p0, p1, streams);
     }
     for (int64_t p = p0; p < p1; p += pb) {
         int np = (int)(p1 - p < pb ? p1 - p : pb);
@@ -402,7 +550,10 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
             rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, NULL, w,
                                fa, fb, acc, o, gemm);
         } else {
-            h.im2col(g, in, p, np, cols);
+            if (streams)
+                dense_im2col(g, streams, p, np, cols);
+            else
+                h.im2col(g, in, p, np, cols);
             /* base vectors looked up once per block, unless the block has
              * more border patterns than the cache holds: then per use */
             int cached = 0;
@@ -422,7 +573,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
                 cached = !pf.evicted;
             }
             rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
-                               bases && !cached ? &pf : NULL, w, fa, fb, acc, o, gemm);
+                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
         }
     }
 }
