@@ -102,3 +102,34 @@ def test_narrow_bconv_batch_one_many_filters(c):
                                 padding=case[3], out="bits", thresholds=thr,
                                 flip=flip, num_threads=nt)
                 np.testing.assert_array_equal(got, want, err_msg=f"{name} {nt}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_narrow_bconv_wide_rows(case):
+    """output rows of 32+ pixels take the column-band (implicit GEMM) path;
+    2 images of 4 rows, so thread shares start and end mid-row and mid-image"""
+    c, k, s, p = case
+    o = 21
+    rng = np.random.default_rng(c + 7 * k + s)
+    x = rand_pm(rng, (2, 4 + k, 67, c))
+    wf = rand_pm(rng, (o, k, k, c))
+    xp, wp = E.bitpack(x), E.bitpack(wf)
+    dot = ref_conv(sign(x), sign(wf), (s, s), p)
+    assert dot.shape[2] >= 32
+    variants = stage_args(rng, dot.shape, o)
+    for kind in ("int32", "float all", "bits thr flip"):
+        args = variants[kind]
+        stage = {a: v for a, v in args.items() if a != "out"}
+        want = ref_stage(dot, args["out"], **stage)
+        ref_bytes = None
+        for name in ISAS:
+            with isa(name):
+                for nt in (1, 2, 3):
+                    got = E.bconv2d(xp, c, wp, k, strides=s, padding=p, num_threads=nt, **args)
+                    msg = f"{kind} isa={name} threads={nt}"
+                    if args["out"] == "float":
+                        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=msg)
+                    else:
+                        np.testing.assert_array_equal(got, want, err_msg=msg)
+                    ref_bytes = got.tobytes() if ref_bytes is None else ref_bytes
+                    assert got.tobytes() == ref_bytes, msg

@@ -98,6 +98,8 @@ static int direct_rows(const ebnn_conv_geom *g)
            g->pad_top == 0 && g->pad_left == 0;
 }
 
+#define BAND_MIN_W 32 /* narrowest output rows worth a GEMM call each */
+
 #define SLOTS 8 /* cached border patterns (a 3x3 stride-1 conv has 8) */
 
 /* Per-thread state for zero padding: corr[t * out_c + f] = in_c -
@@ -116,12 +118,42 @@ static size_t pad_fix_bytes(const ebnn_conv_geom *g)
     return 2 * round64(oc * taps * 4) + SLOTS * round64(oc * 4);
 }
 
+/* Column bands (implicit GEMM) for narrow layers: instead of gathering
+ * kh*kw taps per output pixel, gather once per (output column ox, padded
+ * input row yp) the R words of a kernel row, band[ox][yp][R] (R =
+ * dense_row_words, or kw*words without dense packing). Pixel (oy, ox)'s
+ * GEMM row is then band[ox][oy*stride_h .. +kh) contiguous, and the pixels
+ * of one output row are rows at a fixed stride band_h*R: the GEMM reads
+ * the band directly, one call per output row. Gathered words drop kh-fold
+ * for stride 1 (out-of-image rows are zero words in the band). */
+static int band_h(const ebnn_conv_geom *g)
+{
+    return (g->out_h - 1) * g->stride_h + g->kh;
+}
+
+static int band_row_words(const ebnn_conv_geom *g)
+{
+    return dense_taps(g) ? dense_row_words(g) : g->kw * ebnn_words(g->in_c);
+}
+
+static int64_t band_words(const ebnn_conv_geom *g)
+{
+    return (int64_t)g->out_w * band_h(g) * band_row_words(g);
+}
+
+static int band_mode(const ebnn_conv_geom *g)
+{
+    return ebnn_words(g->in_c) <= 2 && !direct_rows(g) && g->out_w >= BAND_MIN_W;
+}
+
 size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     int64_t kw = conv_kwords(g);
     int pb = pixel_block(kw, (int64_t)g->n * g->out_h * g->out_w);
     size_t s = round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
-    if (!direct_rows(g))
+    if (band_mode(g))
+        s += round64((size_t)band_words(g) * sizeof(uint64_t));
+    else if (!direct_rows(g))
         s += round64((size_t)pb * kw * sizeof(uint64_t));
     if (g->pad_mode == EBNN_PAD_ZERO)
         s += round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g);
@@ -461,6 +493,65 @@ static void dense_im2col(const ebnn_conv_geom *g, const uint64_t *streams, int64
     }
 }
 
+
+/* band rows [ya, yb) of image n (see band_mode); streams: the dense row
+ * streams, or NULL to copy the taps' words from the input */
+static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *streams,
+                       int64_t n, int ya, int yb, uint64_t *band)
+{
+    const int R = band_row_words(g), bh = band_h(g), words = ebnn_words(g->in_c);
+    const int64_t sw = stream_words(g);
+    int fbits = g->kw * g->in_c, rem = fbits - 64 * (R - 1);
+    uint64_t last = rem >= 64 ? ~0ull : (1ull << rem) - 1;
+    for (int yp = ya; yp < yb; yp++) {
+        int iy = yp - g->pad_top;
+        int inside = iy >= 0 && iy < g->in_h;
+        for (int ox = 0; ox < g->out_w; ox++) {
+            uint64_t *dst = band + ((int64_t)ox * bh + yp) * R;
+            if (!inside) {
+                for (int j = 0; j < R; j++)
+                    dst[j] = 0;
+            } else if (streams) {
+                int64_t b = (int64_t)ox * g->stride_w * g->in_c;
+                int sh = (int)(b & 63);
+                const uint64_t *src = streams + (n * g->in_h + iy) * sw + (b >> 6);
+                for (int j = 0; j < R; j++) {
+                    /* (hi << 1) << (63 - sh): no shift by 64 when sh == 0 */
+                    uint64_t v = (src[j] >> sh) | ((src[j + 1] << 1) << (63 - sh));
+                    dst[j] = j == R - 1 ? v & last : v;
+                }
+            } else {
+                const uint64_t *row = in + (n * g->in_h + iy) * g->in_w * words;
+                int ix0 = ox * g->stride_w - g->pad_left;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = ix0 + kx;
+                    for (int j = 0; j < words; j++)
+                        dst[kx * words + j] = ix >= 0 && ix < g->in_w ? row[(int64_t)ix * words + j] : 0;
+                }
+            }
+        }
+    }
+}
+
+/* base vectors (zero padding) of pixels [p, p+np); 1 if all are cached
+ * (else the caller looks them up per use) */
+static int fill_bases(const ebnn_conv_geom *g, pad_fix *pf, int64_t p, int np,
+                      const int32_t **bases)
+{
+    pf->evicted = 0;
+    int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
+    for (int i = 0; i < np; i++) {
+        int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
+        int inside = iy0 >= 0 && iy0 + g->kh <= g->in_h && ix0 >= 0 && ix0 + g->kw <= g->in_w;
+        bases[i] = inside ? NULL : pad_fix_base(pf, oy, ox);
+        if (++ox == g->out_w) {
+            ox = 0;
+            oy = oy + 1 == g->out_h ? 0 : oy + 1;
+        }
+    }
+    return !pf->evicted;
+}
+
 /* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
  * stage; int32 output is produced in place in the output array. */
 static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
@@ -523,7 +614,10 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     int32_t *acc = (int32_t *)s;
     s += round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
     uint64_t *cols = (uint64_t *)s;
-    if (!direct)
+    int band = band_mode(g);
+    if (band)
+        s += round64((size_t)band_words(g) * sizeof(uint64_t));
+    else if (!direct)
         s += round64((size_t)pb * kwords * sizeof(uint64_t));
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
     conv_helpers h = helpers_select();
@@ -544,6 +638,27 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
         wg = (const uint64_t *)s;
         dense_streams(g, in, p0, p1, streams);
     }
+    if (band) {
+        const int64_t hw = (int64_t)g->out_h * g->out_w, lda = (int64_t)band_h(g) * band_row_words(g);
+        int64_t built = -1;
+        for (int64_t p = p0; p < p1;) {
+            int64_t n = p / hw;
+            int oy = (int)((p / g->out_w) % g->out_h), ox = (int)(p % g->out_w);
+            int np = imin(imin((int)(p1 - p < g->out_w ? p1 - p : g->out_w), g->out_w - ox), pb);
+            if (n != built) { /* the band rows this thread's pixels of image n read */
+                int64_t last = (p1 < (n + 1) * hw ? p1 : (n + 1) * hw) - 1;
+                int oy1 = (int)((last / g->out_w) % g->out_h);
+                build_band(g, in, streams, n, oy * g->stride_h, oy1 * g->stride_h + g->kh, cols);
+                built = n;
+            }
+            const uint64_t *a = cols + (int64_t)ox * lda + (int64_t)oy * g->stride_h * band_row_words(g);
+            int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
+            rows_times_filters(g, a, lda, p, np, cached ? bases : NULL,
+                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
+            p += np;
+        }
+        return;
+    }
     for (int64_t p = p0; p < p1; p += pb) {
         int np = (int)(p1 - p < pb ? p1 - p : pb);
         if (direct) {
@@ -556,22 +671,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
                 h.im2col(g, in, p, np, cols);
             /* base vectors looked up once per block, unless the block has
              * more border patterns than the cache holds: then per use */
-            int cached = 0;
-            if (bases) {
-                pf.evicted = 0;
-                int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
-                for (int i = 0; i < np; i++) {
-                    int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-                    int inside = iy0 >= 0 && iy0 + g->kh <= g->in_h && ix0 >= 0 &&
-                                 ix0 + g->kw <= g->in_w;
-                    bases[i] = inside ? NULL : pad_fix_base(&pf, oy, ox);
-                    if (++ox == g->out_w) {
-                        ox = 0;
-                        oy = oy + 1 == g->out_h ? 0 : oy + 1;
-                    }
-                }
-                cached = !pf.evicted;
-            }
+            int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
             rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
                                bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
         }
