@@ -191,6 +191,31 @@ ROWS_TARGET static void RF(rows_chunk)(const rows_job *jb, int64_t p0, int np, i
     }
 }
 
+/* one pixel of float sums, nf <= ROW_CHUNK: the per-pixel entry of the
+ * float kernels, without the rows setup */
+ROWS_TARGET static void RF(pixel_f32)(const ebnn_output *o, int out_c, int64_t p, int f0,
+                                      int nf, const float *acc, int clamp)
+{
+    float ps = o->pixel_scale ? o->pixel_scale[p] : 1.0f;
+    const float *m = o->mul ? o->mul + f0 : ones_f32;
+    const float *b = o->bias ? o->bias + f0 : negzero_f32;
+    const float *r = o->residual ? o->residual + p * out_c + f0 : NULL;
+    if (o->kind != EBNN_OUT_BITS) {
+        RF(values_any)(SRC_F32, NULL, acc, NULL, 0, nf, ps, m, b, r, clamp, o->clamp_lo,
+                       o->clamp_hi, (float *)o->out + p * out_c + f0);
+        return;
+    }
+    float v[64] __attribute__((aligned(64)));
+    for (int f = f0, end = f0 + nf; f < end;) {
+        int wi = f / 64, lo = f % 64;
+        int hi = (end - wi * 64) < 64 ? end - wi * 64 : 64, k = f - f0, n = hi - lo;
+        RF(values_any)(SRC_F32, NULL, acc + k, NULL, 0, n, ps, m + k, b + k,
+                       r ? r + k : NULL, 0, 0.0f, 0.0f, v);
+        put_bits(o, out_c, p, wi, lo, hi, RF(neg_bits)(v, n) << lo);
+        f = wi * 64 + hi;
+    }
+}
+
 #undef ROW_DOT
 #undef RF
 #undef RCAT

@@ -314,10 +314,26 @@ void ebnn_output_apply_f32_rows(const ebnn_output *o, int out_c, int64_t p0, int
     rows_run(&jb, p0, np, f0, nf);
 }
 
-/* per pixel (float kernels call it once per pixel): the plain stage,
- * whose per-call cost is lower than the rows setup for one row */
+/* per pixel (float kernels call it once per pixel): straight to the fused
+ * per-ISA loop (no rows setup); the ref ISA takes the plain stage */
 void ebnn_output_apply_f32(const ebnn_output *o, int out_c, int64_t pixel,
                            int f0, int nf, const float *acc)
 {
-    apply_f32_pixel(o, out_c, pixel, f0, nf, acc);
+    int isa = ebnn_isa_get();
+    if (isa == EBNN_ISA_REF || nf > ROW_CHUNK) {
+        apply_f32_pixel(o, out_c, pixel, f0, nf, acc);
+        return;
+    }
+    int clamp = !(o->clamp_lo == -INFINITY && o->clamp_hi == INFINITY);
+#if defined(__x86_64__)
+    if (isa == EBNN_ISA_AVX512) {
+        pixel_f32_avx512(o, out_c, pixel, f0, nf, acc, clamp);
+        return;
+    }
+    if (isa == EBNN_ISA_AVX2) {
+        pixel_f32_avx2(o, out_c, pixel, f0, nf, acc, clamp);
+        return;
+    }
+#endif
+    pixel_f32_plain(o, out_c, pixel, f0, nf, acc, clamp);
 }
