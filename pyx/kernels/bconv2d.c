@@ -391,23 +391,40 @@ static conv_helpers helpers_select(void)
 }
 
 
-/* OR the low `bits` bits of v (higher bits 0) into stream d at bit b */
-static inline void put_field(uint64_t *d, int64_t b, uint64_t v, int bits)
+/* Write `count` items of `bits` bits each (item i = the low bits of
+ * src[i * stride], higher bits 0) back to back from bit `start` of dst,
+ * zero bits before them and up to word `words` (exclusive). Built in a
+ * register: OR-ing into memory item by item chains every item on a
+ * store-to-load forwarding. */
+static void pack_run(uint64_t *dst, int64_t words, int64_t start, const uint64_t *src,
+                     int64_t stride, int count, int bits)
 {
-    int sh = (int)(b & 63);
-    d[b >> 6] |= v << sh;
-    if (sh + bits > 64)
-        d[(b >> 6) + 1] |= v >> (64 - sh);
+    int64_t wi = start >> 6;
+    for (int64_t j = 0; j < wi; j++)
+        dst[j] = 0;
+    uint64_t cur = 0;
+    int at = (int)(start & 63);
+    for (int i = 0; i < count; i++) {
+        uint64_t v = src[i * stride];
+        cur |= v << at;
+        if (at + bits >= 64) {
+            dst[wi++] = cur;
+            cur = at ? v >> (64 - at) : 0; /* the item's bits past the word */
+        }
+        at = (at + bits) & 63;
+    }
+    if (wi < words)
+        dst[wi++] = cur;
+    for (; wi < words; wi++)
+        dst[wi] = 0;
 }
 
 /* dense weights: wd[f][ky] = the kw taps of row ky, tap kx at bit kx*in_c */
 static void dense_weights(const ebnn_conv_geom *g, const uint64_t *w, uint64_t *wd)
 {
     int rw = dense_row_words(g);
-    memset(wd, 0, (size_t)g->out_c * g->kh * rw * sizeof(uint64_t));
     for (int64_t r = 0; r < (int64_t)g->out_c * g->kh; r++)
-        for (int kx = 0; kx < g->kw; kx++)
-            put_field(wd + r * rw, (int64_t)kx * g->in_c, w[r * g->kw + kx], g->in_c);
+        pack_run(wd + r * rw, rw, 0, w + r * g->kw, 1, g->kw, g->in_c);
 }
 
 /* row streams of the input rows that output pixels [p0, p1) read */
@@ -425,11 +442,8 @@ static void dense_streams(const ebnn_conv_geom *g, const uint64_t *in, int64_t p
         int lo = iy0 > done ? iy0 : done, hi = imin(iy0 + g->kh, g->in_h);
         for (int iy = lo < 0 ? 0 : lo; iy < hi; iy++) {
             int64_t r = n * g->in_h + iy;
-            uint64_t *d = streams + r * sw;
-            const uint64_t *x = in + r * g->in_w;
-            memset(d, 0, (size_t)sw * sizeof(uint64_t));
-            for (int ix = 0; ix < g->in_w; ix++)
-                put_field(d, (int64_t)(ix + g->pad_left) * g->in_c, x[ix], g->in_c);
+            pack_run(streams + r * sw, sw, (int64_t)g->pad_left * g->in_c,
+                     in + r * g->in_w, 1, g->in_w, g->in_c);
         }
         done = hi > done ? hi : done;
     }
