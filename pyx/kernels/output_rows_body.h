@@ -148,10 +148,75 @@ ROWS_TARGET static AINLINE void RF(dot_row)(int src, const int32_t *ai,
             d[j] = kreal - 2 * ai[j];
 }
 
+/* Float output of popcounts over NF = 16 / 32 / 64 filters (the narrow
+ * layers' whole width): a constant-length row loop, so mul and bias stay in
+ * registers across the pixels and no row pays loop setup. Same formula as
+ * values_row. */
+ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t p0, int np,
+                                                    int f0, const int NF, const int has_res,
+                                                    const int clamp)
+{
+    const ebnn_output *o = jb->o;
+    const int out_c = jb->out_c;
+    const float *restrict m = o->mul ? o->mul + f0 : ones_f32;
+    const float *restrict b = o->bias ? o->bias + f0 : negzero_f32;
+    const float lo = o->clamp_lo, hi = o->clamp_hi;
+    int32_t kv[64];
+    for (int j = 0; j < NF; j++)
+        kv[j] = jb->kreal;
+    for (int i = 0; i < np; i++) {
+        int64_t p = p0 + i;
+        const int32_t *restrict a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
+        const int32_t *restrict vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
+        const float ps = o->pixel_scale ? o->pixel_scale[p] : 1.0f;
+        const float *restrict r = has_res ? o->residual + p * out_c + f0 : NULL;
+        float *restrict out = (float *)o->out + p * out_c + f0;
+        for (int j = 0; j < NF; j++) {
+            float x = (float)(vb[j] - 2 * a[j]) * ps;
+            x = x * m[j];
+            x = x + b[j];
+            if (has_res)
+                x = x + r[j];
+            if (clamp) {
+                x = x < lo ? lo : x;
+                x = x > hi ? hi : x;
+            }
+            out[j] = x;
+        }
+    }
+}
+
+/* 1 if handled by pop_float_fixed */
+ROWS_TARGET static AINLINE int RF(pop_float_any)(const rows_job *jb, int64_t p0, int np,
+                                                 int f0, int nf)
+{
+    const int res = jb->o->residual != NULL, cl = jb->clamp;
+#define PFF(NF) \
+    do { \
+        if (res) { if (cl) RF(pop_float_fixed)(jb, p0, np, f0, NF, 1, 1); \
+                   else RF(pop_float_fixed)(jb, p0, np, f0, NF, 1, 0); } \
+        else { if (cl) RF(pop_float_fixed)(jb, p0, np, f0, NF, 0, 1); \
+               else RF(pop_float_fixed)(jb, p0, np, f0, NF, 0, 0); } \
+        return 1; \
+    } while (0)
+    if (jb->src != SRC_POP || jb->o->kind != EBNN_OUT_FLOAT)
+        return 0;
+    if (nf == 16)
+        PFF(16);
+    if (nf == 32)
+        PFF(32);
+    if (nf == 64)
+        PFF(64);
+#undef PFF
+    return 0;
+}
+
 /* The stage over rows i < np (pixels p0 + i) and filters [f0, f0 + nf),
  * nf <= ROW_CHUNK (one chunk of rows_run). */
 ROWS_TARGET static void RF(rows_chunk)(const rows_job *jb, int64_t p0, int np, int f0, int nf)
 {
+    if (RF(pop_float_any)(jb, p0, np, f0, nf))
+        return;
     const ebnn_output *o = jb->o;
     const int out_c = jb->out_c, src = jb->src;
     const float *m = o->mul ? o->mul + f0 : ones_f32;
