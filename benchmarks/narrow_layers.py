@@ -6,7 +6,8 @@ at the narrow shapes with each output kind, 1 thread.
                                        [--before before.json] [--runs 1000]
 
 --nets DIR holds resnet20.ebnn and lenet.ebnn (write them with
-`python benchmarks/peers/build_edgebnn.py DIR resnet20 lenet`). --save keeps
+`python benchmarks/peers/build_edgebnn.py DIR resnet20 lenet`); the shipped
+edgebnn/models/lenet_mnist.ebnn is timed too. --save keeps
 the numbers as JSON; --before prints them in a "before" column next to this
 run's, with the ratio. Times are medians in microseconds. On a shared machine
 pause other heavy work while this runs (about 40 s).
@@ -67,8 +68,9 @@ def kernel_case(rng, h, w, c, o, k, s, pad, out):
 
 def measure(args):
     res = {"nets": {}, "kernels": {}}
-    for name in ("resnet20", "lenet"):
-        path = os.path.join(args.nets, f"{name}.ebnn")
+    shipped = os.path.join(ROOT, "edgebnn", "models", "lenet_mnist.ebnn")
+    for name in ("resnet20", "lenet", "lenet_mnist (shipped)"):
+        path = shipped if "shipped" in name else os.path.join(args.nets, f"{name}.ebnn")
         if not os.path.exists(path):
             print(f"(no {path}: skipped)")
             continue
