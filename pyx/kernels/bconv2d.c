@@ -100,7 +100,7 @@ static int direct_rows(const ebnn_conv_geom *g)
 
 #define BAND_MIN_W 32 /* narrowest output rows worth a GEMM call each */
 
-#define SLOTS 8 /* cached border patterns (a 3x3 stride-1 conv has 8) */
+#define SLOTS 32 /* cached border patterns (3x3 stride 1: 8, 5x5: 24) */
 
 /* Per-thread state for zero padding: corr[t * out_c + f] = in_c -
  * 2 popcount(w_f at tap t), and for recently seen border patterns (the
