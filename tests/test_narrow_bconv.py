@@ -133,3 +133,24 @@ def test_narrow_bconv_wide_rows(case):
                         np.testing.assert_array_equal(got, want, err_msg=msg)
                     ref_bytes = got.tobytes() if ref_bytes is None else ref_bytes
                     assert got.tobytes() == ref_bytes, msg
+
+
+@pytest.mark.parametrize("c", [3, 16, 70])
+@pytest.mark.parametrize("k", [7, 9])
+def test_zero_padding_more_border_patterns_than_cached(c, k):
+    """7x7 / 9x9 same_zero have 48 / 80 border patterns, more than the
+    base-vector cache holds: the per-pixel lookup path"""
+    rng = np.random.default_rng(c * k)
+    x = rand_pm(rng, (2, 12, 13, c))
+    wf = rand_pm(rng, (20, k, k, c))
+    dot = ref_conv(sign(x), sign(wf), (1, 1), "same_zero")
+    mul = rng.standard_normal(20).astype(np.float32)
+    want = ref_stage(dot, "float", mul=mul)
+    for name in ISAS:
+        with isa(name):
+            for nt in (1, 3):
+                args = dict(padding="same_zero", num_threads=nt)
+                got = E.bconv2d(E.bitpack(x), c, E.bitpack(wf), k, **args)
+                np.testing.assert_array_equal(got, dot, err_msg=f"{name} {nt}")
+                got = E.bconv2d(E.bitpack(x), c, E.bitpack(wf), k, out="float", mul=mul, **args)
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{name} {nt}")
