@@ -164,6 +164,82 @@ ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t 
     int32_t kv[64];
     for (int j = 0; j < NF; j++)
         kv[j] = jb->kreal;
+#if ROWS_ISA == 3 || ROWS_ISA == 2
+    /* explicit vectors: mul / bias / clamp bounds in registers for the
+     * whole block, no per-row alias checks (same operations, same order) */
+#if ROWS_ISA == 3
+#define VW 16
+#define VF __m512
+#define VI __m512i
+#define LOADI(p) _mm512_loadu_si512((const void *)(p))
+#define LOADF _mm512_loadu_ps
+#define STOREF _mm512_storeu_ps
+#define SETF _mm512_set1_ps
+#define DOT(vb, a) _mm512_sub_epi32(vb, _mm512_slli_epi32(a, 1))
+#define CVT _mm512_cvtepi32_ps
+#define MUL _mm512_mul_ps
+#define ADD _mm512_add_ps
+/* x < lo ? lo : x, then x > hi ? hi : x (a NaN stays) */
+#define LOWER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vlo, _CMP_LT_OQ), x, vlo)
+#define UPPER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vhi, _CMP_GT_OQ), x, vhi)
+#else
+#define VW 8
+#define VF __m256
+#define VI __m256i
+#define LOADI(p) _mm256_loadu_si256((const __m256i *)(p))
+#define LOADF _mm256_loadu_ps
+#define STOREF _mm256_storeu_ps
+#define SETF _mm256_set1_ps
+#define DOT(vb, a) _mm256_sub_epi32(vb, _mm256_slli_epi32(a, 1))
+#define CVT _mm256_cvtepi32_ps
+#define MUL _mm256_mul_ps
+#define ADD _mm256_add_ps
+#define LOWER(x) _mm256_blendv_ps(x, vlo, _mm256_cmp_ps(x, vlo, _CMP_LT_OQ))
+#define UPPER(x) _mm256_blendv_ps(x, vhi, _mm256_cmp_ps(x, vhi, _CMP_GT_OQ))
+#endif
+    {
+        VF vm[64 / VW], vbias[64 / VW];
+        const VF vlo = SETF(lo), vhi = SETF(hi);
+        for (int v = 0; v < NF / VW; v++) {
+            vm[v] = LOADF(m + v * VW);
+            vbias[v] = LOADF(b + v * VW);
+        }
+        for (int i = 0; i < np; i++) {
+            int64_t p = p0 + i;
+            const int32_t *a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
+            const int32_t *vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
+            const VF ps = SETF(o->pixel_scale ? o->pixel_scale[p] : 1.0f);
+            const float *r = has_res ? o->residual + p * out_c + f0 : NULL;
+            float *out = (float *)o->out + p * out_c + f0;
+            for (int v = 0; v < NF / VW; v++) {
+                VI d = DOT(LOADI(vb + v * VW), LOADI(a + v * VW));
+                VF x = MUL(MUL(CVT(d), ps), vm[v]);
+                x = ADD(x, vbias[v]);
+                if (has_res)
+                    x = ADD(x, LOADF(r + v * VW));
+                if (clamp) {
+                    x = LOWER(x);
+                    x = UPPER(x);
+                }
+                STOREF(out + v * VW, x);
+            }
+        }
+    }
+    return;
+#undef VW
+#undef VF
+#undef VI
+#undef LOADI
+#undef LOADF
+#undef STOREF
+#undef SETF
+#undef DOT
+#undef CVT
+#undef MUL
+#undef ADD
+#undef LOWER
+#undef UPPER
+#endif
     for (int i = 0; i < np; i++) {
         int64_t p = p0 + i;
         const int32_t *restrict a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
