@@ -191,9 +191,11 @@ static int narrow_geom(kc_rng *rng, ebnn_conv_geom *g)
     static const int narrow[] = {1, 8, 16, 21, 32, 33, 63, 64};
     int k = kc_int(rng, 0, 1) ? 5 : 3, s = kc_int(rng, 1, 2), same = kc_int(rng, 0, 1);
     int pad = !same ? EBNN_PAD_VALID : kc_int(rng, 0, 1) ? EBNN_PAD_ONE : EBNN_PAD_ZERO;
-    return ebnn_conv_geom_init(g, kc_int(rng, 1, 2), kc_int(rng, k, k + 2),
-                               kc_int(rng, 30, 48) * s, narrow[kc_int(rng, 0, 7)],
-                               kc_int(rng, 1, 40), k, k, s, s, same, pad);
+    int n = kc_int(rng, 1, 2), h = kc_int(rng, k, k + 2), w = kc_int(rng, 30, 48) * s;
+    int c = narrow[kc_int(rng, 0, 7)];
+    int pick = kc_int(rng, 0, 3); /* 16 / 32 / 64 filters: the fixed-width stage */
+    int out_c = pick == 0 ? 16 : pick == 1 ? 32 : pick == 2 ? 64 : kc_int(rng, 1, 40);
+    return ebnn_conv_geom_init(g, n, h, w, c, out_c, k, k, s, s, same, pad);
 }
 
 static double *to_double(const int32_t *x, int64_t count)

@@ -164,7 +164,7 @@ ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t 
     int32_t kv[64];
     for (int j = 0; j < NF; j++)
         kv[j] = jb->kreal;
-#if ROWS_ISA == 3 || ROWS_ISA == 2
+#if ROWS_ISA == 3 || ROWS_ISA == 2 || (ROWS_ISA == 0 && defined(__aarch64__))
     /* explicit vectors: mul / bias / clamp bounds in registers for the
      * whole block, no per-row alias checks (same operations, same order) */
 #if ROWS_ISA == 3
@@ -182,6 +182,20 @@ ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t 
 /* x < lo ? lo : x, then x > hi ? hi : x (a NaN stays) */
 #define LOWER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vlo, _CMP_LT_OQ), x, vlo)
 #define UPPER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vhi, _CMP_GT_OQ), x, vhi)
+#elif ROWS_ISA == 0 /* aarch64 NEON: IEEE float (armv7 NEON flushes denormals: not used) */
+#define VW 4
+#define VF float32x4_t
+#define VI int32x4_t
+#define LOADI(p) vld1q_s32(p)
+#define LOADF vld1q_f32
+#define STOREF vst1q_f32
+#define SETF vdupq_n_f32
+#define DOT(vb, a) vsubq_s32(vb, vshlq_n_s32(a, 1))
+#define CVT vcvtq_f32_s32
+#define MUL vmulq_f32
+#define ADD vaddq_f32
+#define LOWER(x) vbslq_f32(vcltq_f32(x, vlo), vlo, x)
+#define UPPER(x) vbslq_f32(vcgtq_f32(x, vhi), vhi, x)
 #else
 #define VW 8
 #define VF __m256

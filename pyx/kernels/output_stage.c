@@ -19,6 +19,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 /* v[i] = acc*ps [*mul] [+bias] [+residual] for filters f0..f0+n */
 static void stage_values_i32(const ebnn_output *o, int out_c, int64_t pixel,
