@@ -160,9 +160,10 @@ def test_zero_padding_more_border_patterns_than_cached(c, k):
 @pytest.mark.parametrize("c", [16, 32, 64])
 @pytest.mark.parametrize("p", ["same_one", "same_zero"])
 def test_narrow_widths_float_stage_bits_equal_ref(o, c, p):
-    """16 / 32 / 64 filters take the fixed-width float stage: every term
-    combination, clamp, -0.0 from negative pixel scales, NaN / inf in the
-    bias; raw bytes must equal the ref ISA's"""
+    """16 / 32 / 64 filters take the fixed-width float and threshold
+    stages: every term combination, clamp, -0.0 from negative pixel scales,
+    NaN / inf in the bias, thresholds with and without flips; raw bytes must
+    equal the ref ISA's"""
     rng = np.random.default_rng(o + c)
     x = rand_pm(rng, (2, 6, 35, c))
     wf = rand_pm(rng, (o, 3, 3, c))
@@ -174,17 +175,20 @@ def test_narrow_widths_float_stage_bits_equal_ref(o, c, p):
     variants["float nan bias clamp"] = dict(out="float", bias=odd_bias, clamp=(-1.0, 1.0))
     variants["float clamp only"] = dict(out="float", clamp=(-3.0, 0.0))
     for kind, args in variants.items():
-        if args["out"] != "float":
+        if args["out"] == "int32":
             continue
         stage = {a: v for a, v in args.items() if a != "out"}
         with np.errstate(invalid="ignore"):
-            want = ref_stage(dot, "float", **stage)
+            want = ref_stage(dot, args["out"], **stage)
         ref_bytes = None
         for name in ISAS:
             with isa(name):
                 for nt in (1, 2):
                     got = E.bconv2d(xp, c, wp, 3, padding=p, num_threads=nt, **args)
                     msg = f"{kind} isa={name} threads={nt}"
-                    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=msg)
+                    if args["out"] == "float":
+                        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=msg)
+                    else:
+                        np.testing.assert_array_equal(got, want, err_msg=msg)
                     ref_bytes = got.tobytes() if ref_bytes is None else ref_bytes
                     assert got.tobytes() == ref_bytes, msg

@@ -276,6 +276,52 @@ ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t 
     }
 }
 
+#if ROWS_ISA == 3 || ROWS_ISA == 2
+/* Integer-threshold bits of popcounts over NF = 16 / 32 / 64 filters that
+ * fill one output word from bit 0 (f0 % 64 == 0, no other filters in it):
+ * compare masks straight into the word, thresholds and flips in registers */
+ROWS_TARGET static AINLINE void RF(pop_thr_fixed)(const rows_job *jb, int64_t p0, int np,
+                                                  int f0, const int NF)
+{
+    const ebnn_output *o = jb->o;
+    const int64_t words = ebnn_words(jb->out_c);
+    const uint64_t flip = jb->flipbits[0]; /* fword0 == f0 / 64 */
+    int32_t kv[64];
+    for (int j = 0; j < NF; j++)
+        kv[j] = jb->kreal;
+#if ROWS_ISA == 3
+    __m512i t[4];
+    for (int v = 0; v < NF / 16; v++)
+        t[v] = _mm512_loadu_si512((const void *)(o->thr + f0 + 16 * v));
+#else
+    __m256i t[8];
+    for (int v = 0; v < NF / 8; v++)
+        t[v] = _mm256_loadu_si256((const __m256i *)(o->thr + f0 + 8 * v));
+#endif
+    for (int i = 0; i < np; i++) {
+        const int32_t *a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
+        const int32_t *vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
+        uint64_t lt = 0, gt = 0;
+#if ROWS_ISA == 3
+        for (int v = 0; v < NF / 16; v++) {
+            __m512i d = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(vb + 16 * v)),
+                                         _mm512_slli_epi32(_mm512_loadu_si512((const void *)(a + 16 * v)), 1));
+            lt |= (uint64_t)_mm512_cmplt_epi32_mask(d, t[v]) << (16 * v);
+            gt |= (uint64_t)_mm512_cmpgt_epi32_mask(d, t[v]) << (16 * v);
+        }
+#else
+        for (int v = 0; v < NF / 8; v++) {
+            __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(vb + 8 * v)),
+                                         _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(a + 8 * v)), 1));
+            lt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(t[v], d))) << (8 * v);
+            gt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(d, t[v]))) << (8 * v);
+        }
+#endif
+        ((uint64_t *)o->out)[(p0 + i) * words + f0 / 64] = (lt & ~flip) | (gt & flip);
+    }
+}
+#endif
+
 /* 1 if handled by pop_float_fixed */
 ROWS_TARGET static AINLINE int RF(pop_float_any)(const rows_job *jb, int64_t p0, int np,
                                                  int f0, int nf)
@@ -289,6 +335,18 @@ ROWS_TARGET static AINLINE int RF(pop_float_any)(const rows_job *jb, int64_t p0,
                else RF(pop_float_fixed)(jb, p0, np, f0, NF, 0, 0); } \
         return 1; \
     } while (0)
+#if ROWS_ISA == 3 || ROWS_ISA == 2
+    if (jb->src == SRC_POP && jb->o->kind == EBNN_OUT_BITS && jb->o->thr && f0 % 64 == 0 &&
+        (nf == 64 || f0 + nf == jb->out_c) && (nf == 16 || nf == 32 || nf == 64)) {
+        if (nf == 16)
+            RF(pop_thr_fixed)(jb, p0, np, f0, 16);
+        else if (nf == 32)
+            RF(pop_thr_fixed)(jb, p0, np, f0, 32);
+        else
+            RF(pop_thr_fixed)(jb, p0, np, f0, 64);
+        return 1;
+    }
+#endif
     if (jb->src != SRC_POP || jb->o->kind != EBNN_OUT_FLOAT)
         return 0;
     if (nf == 16)
