@@ -54,8 +54,40 @@ static int pixel_block(int64_t kwords, int64_t pixels)
     return (int)(pb < pixels ? pb : pixels);
 }
 
+/* Dense tap packing for narrow inputs: the kw taps of a kernel row are
+ * packed back to back (kw*in_c bits in dense_row_words words) instead of
+ * one word each, when that saves words (in_c 16, 3x3: 1 word per kernel
+ * row instead of 3; in_c 32: 2 instead of 3). Input rows are first laid out
+ * as one bit stream per row (pixel x at bit (x + pad_left)*in_c, zero bits
+ * in the padding), so a pixel's kernel row is a bit field of that stream;
+ * the weights are repacked the same way per call (out_c*kh words, cheap).
+ * Padded taps still read as zero bits (+1), and kh*kw*in_c real bits per
+ * pixel remain, so dot = kreal - 2 popcount and the same_zero corrections
+ * per tap are unchanged. */
+static int dense_row_words(const ebnn_conv_geom *g)
+{
+    return (int)(((int64_t)g->kw * g->in_c + 63) / 64);
+}
+
+static int dense_taps(const ebnn_conv_geom *g)
+{
+    return g->in_c <= 64 && dense_row_words(g) < g->kw;
+}
+
+/* words per row stream: the padded width every tap can reach, + 1 word so
+ * a two-word read at the last field stays inside */
+static int64_t stream_words(const ebnn_conv_geom *g)
+{
+    int64_t width = (int64_t)(g->out_w - 1) * g->stride_w + g->kw;
+    if (width < (int64_t)g->pad_left + g->in_w)
+        width = (int64_t)g->pad_left + g->in_w;
+    return (width * g->in_c + 63) / 64 + 1;
+}
+
 static int64_t conv_kwords(const ebnn_conv_geom *g)
 {
+    if (dense_taps(g))
+        return (int64_t)g->kh * dense_row_words(g);
     return (int64_t)g->kh * g->kw * ebnn_words(g->in_c);
 }
 
@@ -66,7 +98,9 @@ static int direct_rows(const ebnn_conv_geom *g)
            g->pad_top == 0 && g->pad_left == 0;
 }
 
-#define SLOTS 8 /* cached border patterns (a 3x3 stride-1 conv has 8) */
+#define BAND_MIN_W 32 /* narrowest output rows worth a GEMM call each */
+
+#define SLOTS 32 /* cached border patterns (3x3 stride 1: 8, 5x5: 24) */
 
 /* Per-thread state for zero padding: corr[t * out_c + f] = in_c -
  * 2 popcount(w_f at tap t), and for recently seen border patterns (the
@@ -84,15 +118,48 @@ static size_t pad_fix_bytes(const ebnn_conv_geom *g)
     return 2 * round64(oc * taps * 4) + SLOTS * round64(oc * 4);
 }
 
+/* Column bands (implicit GEMM) for narrow layers: instead of gathering
+ * kh*kw taps per output pixel, gather once per (output column ox, padded
+ * input row yp) the R words of a kernel row, band[ox][yp][R] (R =
+ * dense_row_words, or kw*words without dense packing). Pixel (oy, ox)'s
+ * GEMM row is then band[ox][oy*stride_h .. +kh) contiguous, and the pixels
+ * of one output row are rows at a fixed stride band_h*R: the GEMM reads
+ * the band directly, one call per output row. Gathered words drop kh-fold
+ * for stride 1 (out-of-image rows are zero words in the band). */
+static int band_h(const ebnn_conv_geom *g)
+{
+    return (g->out_h - 1) * g->stride_h + g->kh;
+}
+
+static int band_row_words(const ebnn_conv_geom *g)
+{
+    return dense_taps(g) ? dense_row_words(g) : g->kw * ebnn_words(g->in_c);
+}
+
+static int64_t band_words(const ebnn_conv_geom *g)
+{
+    return (int64_t)g->out_w * band_h(g) * band_row_words(g);
+}
+
+static int band_mode(const ebnn_conv_geom *g)
+{
+    return ebnn_words(g->in_c) <= 2 && !direct_rows(g) && g->out_w >= BAND_MIN_W;
+}
+
 size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     int64_t kw = conv_kwords(g);
     int pb = pixel_block(kw, (int64_t)g->n * g->out_h * g->out_w);
     size_t s = round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
-    if (!direct_rows(g))
+    if (band_mode(g))
+        s += round64((size_t)band_words(g) * sizeof(uint64_t));
+    else if (!direct_rows(g))
         s += round64((size_t)pb * kw * sizeof(uint64_t));
     if (g->pad_mode == EBNN_PAD_ZERO)
         s += round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g);
+    if (dense_taps(g))
+        s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t)) +
+             round64((size_t)g->out_c * kw * sizeof(uint64_t));
     return round64(s);
 }
 
@@ -229,15 +296,16 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
     }
 #endif
 
-#define IM2COL_BODY(COPY, ZERO)                                               \
-    int words = ebnn_words(g->in_c), run = g->kw * words;                     \
+#define IM2COL_BODY(COPY, ZERO, WORDS_K, KW_K)                                \
+    const int words = (WORDS_K) ? (WORDS_K) : ebnn_words(g->in_c);            \
+    const int kwc = (KW_K) ? (KW_K) : g->kw, run = kwc * words;               \
     int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);    \
     int64_t n = p0 / ((int64_t)g->out_w * g->out_h);                          \
     uint64_t *dst = cols;                                                     \
     for (int i = 0; i < np; i++) {                                            \
         int iy0 = oy * g->stride_h - g->pad_top;                              \
         int ix0 = ox * g->stride_w - g->pad_left;                             \
-        int x_inside = ix0 >= 0 && ix0 + g->kw <= g->in_w;                    \
+        int x_inside = ix0 >= 0 && ix0 + kwc <= g->in_w;                      \
         for (int ky = 0; ky < g->kh; ky++, dst += run) {                      \
             int iy = iy0 + ky;                                                \
             if (iy < 0 || iy >= g->in_h) {                                    \
@@ -248,7 +316,7 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
             if (x_inside) {                                                   \
                 COPY(dst, row + (int64_t)ix0 * words, run);                   \
             } else {                                                          \
-                for (int kx = 0; kx < g->kw; kx++) {                          \
+                for (int kx = 0; kx < kwc; kx++) {                            \
                     int ix = ix0 + kx;                                        \
                     if (ix >= 0 && ix < g->in_w) {                            \
                         COPY(dst + kx * words, row + (int64_t)ix * words, words); \
@@ -267,36 +335,40 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
         }                                                                     \
     }
 
-/* dot = base - 2 popcount, base per filter (zero padding at a border
- * pixel) or the constant kh*kw*in_c */
-static inline __attribute__((always_inline)) void
-convert_body(int32_t *dot, const int32_t *base, int32_t kreal, int nf)
-{
-    if (base)
-        for (int j = 0; j < nf; j++)
-            dot[j] = base[j] - 2 * dot[j];
-    else
-        for (int j = 0; j < nf; j++)
-            dot[j] = kreal - 2 * dot[j];
-}
-
-/* The gather and the conversion are plain loops; compiled for the vector
- * width of the ISA in use they cost half as much next to the GEMM. */
+/* The gather is a plain loop, compiled for the vector width of the ISA in
+ * use. (The conversion dot = base - 2 popcount is fused into the output
+ * stage: ebnn_output_apply_pop_rows.) */
 typedef struct {
     void (*im2col)(const ebnn_conv_geom *, const uint64_t *, int64_t, int, uint64_t *);
-    void (*convert)(int32_t *, const int32_t *, int32_t, int);
 } conv_helpers;
 
+/* Narrow layers (1-2 words per tap, 3x3 or 5x5) get copies of a constant
+ * run length, which compile to a few plain moves: the general masked /
+ * looped copy costs more than the data it moves there. */
+#define IM2COL_FIXED(SUFFIX, TARGET, COPY, ZERO, W, K)                        \
+    TARGET static void im2col_##SUFFIX##_##W##x##K(                          \
+        const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,      \
+        uint64_t *cols)                                                       \
+    {                                                                         \
+        IM2COL_BODY(COPY, ZERO, W, K)                                         \
+    }
 #define HELPERS(SUFFIX, TARGET, COPY, ZERO)                                   \
+    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 1, 3)                \
+    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 3)                \
+    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 1, 5)                \
+    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 5)                \
     TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *g, const uint64_t *in, \
                                        int64_t p0, int np, uint64_t *cols)    \
     {                                                                         \
-        IM2COL_BODY(COPY, ZERO)                                               \
-    }                                                                         \
-    TARGET static void convert_##SUFFIX(int32_t *dot, const int32_t *base,    \
-                                        int32_t kreal, int nf)                \
-    {                                                                         \
-        convert_body(dot, base, kreal, nf);                                   \
+        int words_ = ebnn_words(g->in_c);                                     \
+        if (words_ <= 2 && (g->kw == 3 || g->kw == 5)) {                      \
+            if (g->kw == 3)                                                   \
+                (words_ == 1 ? im2col_##SUFFIX##_1x3 : im2col_##SUFFIX##_2x3)(g, in, p0, np, cols); \
+            else                                                              \
+                (words_ == 1 ? im2col_##SUFFIX##_1x5 : im2col_##SUFFIX##_2x5)(g, in, p0, np, cols); \
+            return;                                                           \
+        }                                                                     \
+        IM2COL_BODY(COPY, ZERO, 0, 0)                                         \
     }
 HELPERS(plain, , COPY_PLAIN, ZERO_PLAIN)
 #if defined(__x86_64__)
@@ -309,13 +381,189 @@ static conv_helpers helpers_select(void)
     switch (ebnn_isa_get()) {
 #if defined(__x86_64__)
     case EBNN_ISA_AVX512:
-        return (conv_helpers){im2col_avx512, convert_avx512};
+        return (conv_helpers){im2col_avx512};
     case EBNN_ISA_AVX2:
-        return (conv_helpers){im2col_avx2, convert_avx2};
+        return (conv_helpers){im2col_avx2};
 #endif
     default:
-        return (conv_helpers){im2col_plain, convert_plain};
+        return (conv_helpers){im2col_plain};
     }
+}
+
+
+/* Write `count` items of `bits` bits each (item i = the low bits of
+ * src[i * stride], higher bits 0) back to back from bit `start` of dst,
+ * zero bits before them and up to word `words` (exclusive). Built in a
+ * register: OR-ing into memory item by item chains every item on a
+ * store-to-load forwarding. */
+static void pack_run(uint64_t *dst, int64_t words, int64_t start, const uint64_t *src,
+                     int64_t stride, int count, int bits)
+{
+    int64_t wi = start >> 6;
+    for (int64_t j = 0; j < wi; j++)
+        dst[j] = 0;
+    uint64_t cur = 0;
+    int at = (int)(start & 63);
+    for (int i = 0; i < count; i++) {
+        uint64_t v = src[i * stride];
+        cur |= v << at;
+        if (at + bits >= 64) {
+            dst[wi++] = cur;
+            cur = at ? v >> (64 - at) : 0; /* the item's bits past the word */
+        }
+        at = (at + bits) & 63;
+    }
+    if (wi < words)
+        dst[wi++] = cur;
+    for (; wi < words; wi++)
+        dst[wi] = 0;
+}
+
+/* dense weights: wd[f][ky] = the kw taps of row ky, tap kx at bit kx*in_c */
+static void dense_weights(const ebnn_conv_geom *g, const uint64_t *w, uint64_t *wd)
+{
+    int rw = dense_row_words(g);
+    for (int64_t r = 0; r < (int64_t)g->out_c * g->kh; r++)
+        pack_run(wd + r * rw, rw, 0, w + r * g->kw, 1, g->kw, g->in_c);
+}
+
+/* row streams of the input rows that output pixels [p0, p1) read */
+static void dense_streams(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0,
+                          int64_t p1, uint64_t *streams)
+{
+    int64_t sw = stream_words(g), last_n = -1;
+    int done = 0; /* rows [0, done) of image last_n are built */
+    for (int64_t q = p0 / g->out_w; q <= (p1 - 1) / g->out_w; q++) {
+        int64_t n = q / g->out_h;
+        int oy = (int)(q % g->out_h), iy0 = oy * g->stride_h - g->pad_top;
+        if (n != last_n)
+            done = 0;
+        last_n = n;
+        int lo = iy0 > done ? iy0 : done, hi = imin(iy0 + g->kh, g->in_h);
+        for (int iy = lo < 0 ? 0 : lo; iy < hi; iy++) {
+            int64_t r = n * g->in_h + iy;
+            pack_run(streams + r * sw, sw, (int64_t)g->pad_left * g->in_c,
+                     in + r * g->in_w, 1, g->in_w, g->in_c);
+        }
+        done = hi > done ? hi : done;
+    }
+}
+
+/* gather: pixel row = kh fields of kw*in_c bits (RW words each); out-of-
+ * image kernel rows are zero words */
+static inline __attribute__((always_inline)) void
+dense_im2col_body(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0, int np,
+                  uint64_t *cols, const int RW)
+{
+    int64_t sw = stream_words(g);
+    int fbits = g->kw * g->in_c, rem = fbits - 64 * (RW - 1);
+    uint64_t last = rem == 64 ? ~0ull : (1ull << rem) - 1;
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
+    uint64_t *dst = cols;
+    for (int i = 0; i < np; i++) {
+        int iy0 = oy * g->stride_h - g->pad_top;
+        int64_t b = (int64_t)ox * g->stride_w * g->in_c;
+        int sh = (int)(b & 63);
+        for (int ky = 0; ky < g->kh; ky++, dst += RW) {
+            int iy = iy0 + ky;
+            if (iy < 0 || iy >= g->in_h) {
+                for (int j = 0; j < RW; j++)
+                    dst[j] = 0;
+                continue;
+            }
+            const uint64_t *src = streams + (n * g->in_h + iy) * sw + (b >> 6);
+            for (int j = 0; j < RW; j++) {
+                /* (hi << 1) << (63 - sh): no shift by 64 when sh == 0 */
+                uint64_t v = (src[j] >> sh) | ((src[j + 1] << 1) << (63 - sh));
+                dst[j] = j == RW - 1 ? v & last : v;
+            }
+        }
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+
+static void dense_im2col(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0,
+                         int np, uint64_t *cols)
+{
+    switch (dense_row_words(g)) {
+    case 1:
+        dense_im2col_body(g, streams, p0, np, cols, 1);
+        break;
+    case 2:
+        dense_im2col_body(g, streams, p0, np, cols, 2);
+        break;
+    case 3:
+        dense_im2col_body(g, streams, p0, np, cols, 3);
+        break;
+    default:
+        dense_im2col_body(g, streams, p0, np, cols, dense_row_words(g));
+    }
+}
+
+
+/* band rows [ya, yb) of image n (see band_mode); streams: the dense row
+ * streams, or NULL to copy the taps' words from the input */
+static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *streams,
+                       int64_t n, int ya, int yb, uint64_t *band)
+{
+    const int R = band_row_words(g), bh = band_h(g), words = ebnn_words(g->in_c);
+    const int64_t sw = stream_words(g);
+    int fbits = g->kw * g->in_c, rem = fbits - 64 * (R - 1);
+    uint64_t last = rem >= 64 ? ~0ull : (1ull << rem) - 1;
+    for (int yp = ya; yp < yb; yp++) {
+        int iy = yp - g->pad_top;
+        int inside = iy >= 0 && iy < g->in_h;
+        for (int ox = 0; ox < g->out_w; ox++) {
+            uint64_t *dst = band + ((int64_t)ox * bh + yp) * R;
+            if (!inside) {
+                for (int j = 0; j < R; j++)
+                    dst[j] = 0;
+            } else if (streams) {
+                int64_t b = (int64_t)ox * g->stride_w * g->in_c;
+                int sh = (int)(b & 63);
+                const uint64_t *src = streams + (n * g->in_h + iy) * sw + (b >> 6);
+                for (int j = 0; j < R; j++) {
+                    /* (hi << 1) << (63 - sh): no shift by 64 when sh == 0 */
+                    uint64_t v = (src[j] >> sh) | ((src[j + 1] << 1) << (63 - sh));
+                    dst[j] = j == R - 1 ? v & last : v;
+                }
+            } else {
+                const uint64_t *row = in + (n * g->in_h + iy) * g->in_w * words;
+                int ix0 = ox * g->stride_w - g->pad_left;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = ix0 + kx;
+                    for (int j = 0; j < words; j++)
+                        dst[kx * words + j] = ix >= 0 && ix < g->in_w ? row[(int64_t)ix * words + j] : 0;
+                }
+            }
+        }
+    }
+}
+
+/* base vectors (zero padding) of pixels [p, p+np); 1 if all are cached
+ * (else the caller looks them up per use) */
+static int fill_bases(const ebnn_conv_geom *g, pad_fix *pf, int64_t p, int np,
+                      const int32_t **bases)
+{
+    pf->evicted = 0;
+    int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
+    for (int i = 0; i < np; i++) {
+        int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
+        int inside = iy0 >= 0 && iy0 + g->kh <= g->in_h && ix0 >= 0 && ix0 + g->kw <= g->in_w;
+        bases[i] = inside ? NULL : pad_fix_base(pf, oy, ox);
+        if (++ox == g->out_w) {
+            ox = 0;
+            oy = oy + 1 == g->out_h ? 0 : oy + 1;
+        }
+    }
+    return !pf->evicted;
 }
 
 /* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
@@ -324,8 +572,7 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
                                int64_t lda, int64_t p0, int np,
                                const int32_t *const *bases, pad_fix *pf,
                                const uint64_t *w, int fa, int fb, int32_t *acc,
-                               const ebnn_output *o, ebnn_bgemm_fn gemm,
-                               const conv_helpers *h)
+                               const ebnn_output *o, ebnn_bgemm_fn gemm)
 {
     int64_t kwords = conv_kwords(g);
     int32_t kreal = g->kh * g->kw * g->in_c;
@@ -335,16 +582,14 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
         int32_t *c = direct_out ? (int32_t *)o->out + p0 * g->out_c + f0 : acc;
         int64_t ldc = direct_out ? g->out_c : nf;
         gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, c, ldc);
-        for (int i = 0; i < np; i++) {
-            int32_t *dot = c + i * ldc;
-            const int32_t *base = bases ? bases[i] : NULL;
-            if (pf) { /* rare: more border patterns than the cache holds */
-                int64_t p = p0 + i;
-                base = pad_fix_base(pf, (int)((p / g->out_w) % g->out_h), (int)(p % g->out_w));
-            }
-            h->convert(dot, base ? base + f0 : NULL, kreal, nf);
-            if (!direct_out)
-                ebnn_output_apply_i32(o, g->out_c, p0 + i, f0, nf, dot);
+        if (!pf) {
+            ebnn_output_apply_pop_rows(o, g->out_c, p0, np, f0, nf, c, ldc, kreal, bases);
+            continue;
+        }
+        for (int i = 0; i < np; i++) { /* rare: more border patterns than the cache holds */
+            int64_t p = p0 + i;
+            const int32_t *base = pad_fix_base(pf, (int)((p / g->out_w) % g->out_h), (int)(p % g->out_w));
+            ebnn_output_apply_pop_rows(o, g->out_c, p, 1, f0, nf, c + i * ldc, ldc, kreal, &base);
         }
     }
 }
@@ -383,7 +628,10 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     int32_t *acc = (int32_t *)s;
     s += round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
     uint64_t *cols = (uint64_t *)s;
-    if (!direct)
+    int band = band_mode(g);
+    if (band)
+        s += round64((size_t)band_words(g) * sizeof(uint64_t));
+    else if (!direct)
         s += round64((size_t)pb * kwords * sizeof(uint64_t));
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
     conv_helpers h = helpers_select();
@@ -393,34 +641,53 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
         bases = (const int32_t **)s;
         s += round64((size_t)pb * sizeof(*bases));
         pad_fix_init(&pf, g, w, s);
+        s += pad_fix_bytes(g);
+    }
+    const uint64_t *wg = w; /* the weights the GEMM reads */
+    uint64_t *streams = NULL;
+    if (dense_taps(g)) {
+        streams = (uint64_t *)s;
+        s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t));
+        dense_weights(g, w, (uint64_t *)s);
+        wg = (const uint64_t *)s;
+        dense_streams(g, in, p0, p1, streams);
+    }
+    if (band) {
+        const int64_t hw = (int64_t)g->out_h * g->out_w, lda = (int64_t)band_h(g) * band_row_words(g);
+        int64_t built = -1;
+        for (int64_t p = p0; p < p1;) {
+            int64_t n = p / hw;
+            int oy = (int)((p / g->out_w) % g->out_h), ox = (int)(p % g->out_w);
+            int np = imin(imin((int)(p1 - p < g->out_w ? p1 - p : g->out_w), g->out_w - ox), pb);
+            if (n != built) { /* the band rows this thread's pixels of image n read */
+                int64_t last = (p1 < (n + 1) * hw ? p1 : (n + 1) * hw) - 1;
+                int oy1 = (int)((last / g->out_w) % g->out_h);
+                build_band(g, in, streams, n, oy * g->stride_h, oy1 * g->stride_h + g->kh, cols);
+                built = n;
+            }
+            const uint64_t *a = cols + (int64_t)ox * lda + (int64_t)oy * g->stride_h * band_row_words(g);
+            int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
+            rows_times_filters(g, a, lda, p, np, cached ? bases : NULL,
+                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
+            p += np;
+        }
+        return;
     }
     for (int64_t p = p0; p < p1; p += pb) {
         int np = (int)(p1 - p < pb ? p1 - p : pb);
         if (direct) {
             rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, NULL, w,
-                               fa, fb, acc, o, gemm, &h);
+                               fa, fb, acc, o, gemm);
         } else {
-            h.im2col(g, in, p, np, cols);
+            if (streams)
+                dense_im2col(g, streams, p, np, cols);
+            else
+                h.im2col(g, in, p, np, cols);
             /* base vectors looked up once per block, unless the block has
              * more border patterns than the cache holds: then per use */
-            int cached = 0;
-            if (bases) {
-                pf.evicted = 0;
-                int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
-                for (int i = 0; i < np; i++) {
-                    int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-                    int inside = iy0 >= 0 && iy0 + g->kh <= g->in_h && ix0 >= 0 &&
-                                 ix0 + g->kw <= g->in_w;
-                    bases[i] = inside ? NULL : pad_fix_base(&pf, oy, ox);
-                    if (++ox == g->out_w) {
-                        ox = 0;
-                        oy = oy + 1 == g->out_h ? 0 : oy + 1;
-                    }
-                }
-                cached = !pf.evicted;
-            }
+            int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
             rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
-                               bases && !cached ? &pf : NULL, w, fa, fb, acc, o, gemm, &h);
+                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
         }
     }
 }
@@ -449,10 +716,9 @@ void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,
     int32_t *acc = (int32_t *)((char *)scratch +
                                ebnn_bdense_scratch_bytes(batch, in_c, out_c) * tid);
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
-    conv_helpers h = helpers_select();
     for (int64_t p = p0; p < p1; p += 120) {
         int np = (int)(p1 - p < 120 ? p1 - p : 120);
         rows_times_filters(&g, in + p * words, words, p, np, NULL, NULL, w, fa,
-                           fb, acc, o, gemm, &h);
+                           fb, acc, o, gemm);
     }
 }

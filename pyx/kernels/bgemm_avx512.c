@@ -51,8 +51,12 @@ EBNN_TARGET_AVX512 static void pack_filters(int nf, int kc, const uint64_t *b,
             out[5] = _mm512_shuffle_i64x2(b2, c2, 0xDD);
             out[3] = _mm512_shuffle_i64x2(b3, c3, 0x88);
             out[7] = _mm512_shuffle_i64x2(b3, c3, 0xDD);
-            for (int k = 0; k < kn; k++)
-                _mm512_store_si512(dst + (int64_t)(k0 + k) * 8, out[k]);
+            /* unrolled: a plain loop over out[] became a rep movsq of
+             * spilled registers, slow for the few words of narrow layers */
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++)
+                if (k < kn)
+                    _mm512_store_si512(dst + (int64_t)(k0 + k) * 8, out[k]);
         }
     }
 }

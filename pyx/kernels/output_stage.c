@@ -1,14 +1,27 @@
 /* Output stage: scale/bias/residual/clamp to float, int32 passthrough, or
  * bit-packing by integer threshold / float sign.
  *
- * Written for the auto-vectorizer (x86 SSE and NEON alike): the kind and
- * the optional terms are decided once per call, then each term is one
- * branch-free contiguous loop over the filters. Every element sees the same
- * IEEE operations in the same order as the plain formula (missing terms are
- * skipped, never replaced by *1 or +0, which would turn -0 into +0), so the
- * results are bit-identical to it. */
+ * Two implementations of one formula:
+ *  - per pixel (ebnn_output_apply_i32 and the ref ISA): each optional term
+ *    is one contiguous loop over the filters, missing terms skipped; the
+ *    plain formula, step by step.
+ *  - rows (every other ISA): a block of pixels per call, all terms fused in
+ *    one pass per element, compiled per ISA (output_rows_body.h). A missing
+ *    mul is *1.0f and a missing bias or residual +(-0.0f): both are exact
+ *    identities for every float including -0 and NaN (unlike +0.0f, which
+ *    turns -0 into +0), so each element still sees the plain formula's IEEE
+ *    operations in its order and the two are bit-identical (the tests
+ *    compare every ISA with the ref ISA). */
+#include <math.h>
 #include <string.h>
+#include "internal.h"
 #include "output_stage.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 /* v[i] = acc*ps [*mul] [+bias] [+residual] for filters f0..f0+n */
 static void stage_values_i32(const ebnn_output *o, int out_c, int64_t pixel,
@@ -153,8 +166,8 @@ void ebnn_output_apply_i32(const ebnn_output *o, int out_c, int64_t pixel,
     }
 }
 
-void ebnn_output_apply_f32(const ebnn_output *o, int out_c, int64_t pixel,
-                           int f0, int nf, const float *acc)
+static void apply_f32_pixel(const ebnn_output *o, int out_c, int64_t pixel,
+                            int f0, int nf, const float *acc)
 {
     float ps = o->pixel_scale ? o->pixel_scale[pixel] : 1.0f;
     if (o->kind == EBNN_OUT_BITS) {
@@ -178,4 +191,152 @@ void ebnn_output_apply_f32(const ebnn_output *o, int out_c, int64_t pixel,
         stage_values_f32(o, out_c, pixel, f0, nf, acc, ps, out);
         clamp_all(out, nf, o->clamp_lo, o->clamp_hi);
     }
+}
+
+/* ------------------------------------------------------------- rows --- */
+#define ROW_CHUNK 256 /* filters per rows_chunk call: the identity arrays */
+#define AINLINE __attribute__((always_inline)) inline
+enum { SRC_I32 = 0, SRC_POP = 1, SRC_F32 = 2 };
+
+static const float ones_f32[ROW_CHUNK] = {[0 ... ROW_CHUNK - 1] = 1.0f};
+static const float negzero_f32[ROW_CHUNK] = {[0 ... ROW_CHUNK - 1] = -0.0f};
+
+/* one call's accumulators: row i, filter f is acc[i * ld + f - f0] */
+typedef struct {
+    const ebnn_output *o;
+    int out_c, src, clamp, f0;
+    const int32_t *acc_i;
+    const float *acc_f;
+    int64_t ld;
+    int32_t kreal;                 /* SRC_POP: dot = base - 2 popcount     */
+    const int32_t *const *bases;   /* per row, over all filters; NULL rows */
+    int fword0;                    /* word of flipbits[0] in this chunk     */
+    uint64_t flipbits[ROW_CHUNK / 64 + 1];
+} rows_job;
+
+#define ROWS_SFX plain
+#define ROWS_TARGET
+#define ROWS_ISA 0
+#include "output_rows_body.h"
+#undef ROWS_SFX
+#undef ROWS_TARGET
+#undef ROWS_ISA
+#if defined(__x86_64__)
+#define ROWS_SFX avx2
+#define ROWS_TARGET EBNN_TARGET_AVX2
+#define ROWS_ISA 2
+#include "output_rows_body.h"
+#undef ROWS_SFX
+#undef ROWS_TARGET
+#undef ROWS_ISA
+#define ROWS_SFX avx512
+#define ROWS_TARGET EBNN_TARGET_AVX512
+#define ROWS_ISA 3
+#include "output_rows_body.h"
+#undef ROWS_SFX
+#undef ROWS_TARGET
+#undef ROWS_ISA
+#endif
+
+/* the ref ISA: the per-pixel stage, one row at a time */
+static void rows_ref(rows_job *jb, int64_t p0, int np, int f0, int nf)
+{
+    int32_t d[ROW_CHUNK];
+    for (int i = 0; i < np; i++) {
+        if (jb->src == SRC_F32) {
+            apply_f32_pixel(jb->o, jb->out_c, p0 + i, f0, nf, jb->acc_f + i * jb->ld + (f0 - jb->f0));
+            continue;
+        }
+        const int32_t *a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
+        if (jb->src == SRC_POP) {
+            const int32_t *base = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : NULL;
+            for (int j = 0; j < nf; j++)
+                d[j] = (base ? base[j] : jb->kreal) - 2 * a[j];
+            a = d;
+        }
+        ebnn_output_apply_i32(jb->o, jb->out_c, p0 + i, f0, nf, a);
+    }
+}
+
+typedef void (*rows_fn)(const rows_job *, int64_t, int, int, int);
+
+static void rows_run(rows_job *jb, int64_t p0, int np, int f0, int nf)
+{
+    const ebnn_output *o = jb->o;
+    int isa = ebnn_isa_get();
+    rows_fn fn = rows_chunk_plain;
+#if defined(__x86_64__)
+    if (isa == EBNN_ISA_AVX512)
+        fn = rows_chunk_avx512;
+    else if (isa == EBNN_ISA_AVX2)
+        fn = rows_chunk_avx2;
+#endif
+    jb->clamp = !(o->clamp_lo == -INFINITY && o->clamp_hi == INFINITY);
+    /* chunks end on word boundaries, so no word is split between two */
+    for (int f = f0, end = f0 + nf; f < end;) {
+        int ce = (f / 64) * 64 + ROW_CHUNK;
+        ce = ce < end ? ce : end;
+        if (isa == EBNN_ISA_REF) {
+            rows_ref(jb, p0, np, f, ce - f);
+        } else {
+            if (o->kind == EBNN_OUT_BITS && o->thr) {
+                jb->fword0 = f / 64;
+                memset(jb->flipbits, 0, sizeof jb->flipbits);
+                if (o->flip)
+                    for (int k = f; k < ce; k++)
+                        jb->flipbits[k / 64 - jb->fword0] |= (uint64_t)(o->flip[k] != 0) << (k % 64);
+            }
+            fn(jb, p0, np, f, ce - f);
+        }
+        f = ce;
+    }
+}
+
+void ebnn_output_apply_i32_rows(const ebnn_output *o, int out_c, int64_t p0, int np,
+                                int f0, int nf, const int32_t *acc, int64_t ldacc)
+{
+    rows_job jb = {.o = o, .out_c = out_c, .src = SRC_I32, .f0 = f0, .acc_i = acc,
+                   .ld = ldacc};
+    rows_run(&jb, p0, np, f0, nf);
+}
+
+void ebnn_output_apply_pop_rows(const ebnn_output *o, int out_c, int64_t p0, int np,
+                                int f0, int nf, const int32_t *pc, int64_t ldpc,
+                                int32_t kreal, const int32_t *const *bases)
+{
+    rows_job jb = {.o = o, .out_c = out_c, .src = SRC_POP, .f0 = f0, .acc_i = pc,
+                   .ld = ldpc, .kreal = kreal, .bases = bases};
+    rows_run(&jb, p0, np, f0, nf);
+}
+
+void ebnn_output_apply_f32_rows(const ebnn_output *o, int out_c, int64_t p0, int np,
+                                int f0, int nf, const float *acc, int64_t ldacc)
+{
+    rows_job jb = {.o = o, .out_c = out_c, .src = SRC_F32, .f0 = f0, .acc_f = acc,
+                   .ld = ldacc};
+    rows_run(&jb, p0, np, f0, nf);
+}
+
+/* per pixel (float kernels call it once per pixel): straight to the fused
+ * per-ISA loop (no rows setup); the ref ISA takes the plain stage */
+void ebnn_output_apply_f32(const ebnn_output *o, int out_c, int64_t pixel,
+                           int f0, int nf, const float *acc)
+{
+    int isa = ebnn_isa_get();
+    if (isa == EBNN_ISA_REF || nf > ROW_CHUNK) {
+        apply_f32_pixel(o, out_c, pixel, f0, nf, acc);
+        return;
+    }
+    int clamp = !(o->clamp_lo == -INFINITY && o->clamp_hi == INFINITY);
+#if defined(__x86_64__)
+    if (isa == EBNN_ISA_AVX512) {
+        pixel_f32_avx512(o, out_c, pixel, f0, nf, acc, clamp);
+        return;
+    }
+    if (isa == EBNN_ISA_AVX2) {
+        pixel_f32_avx2(o, out_c, pixel, f0, nf, acc, clamp);
+        return;
+    }
+#endif
+    pixel_f32_plain(o, out_c, pixel, f0, nf, acc, clamp);
 }

@@ -1,0 +1,435 @@
+/* Body of the block-of-pixels output stage, included by output_stage.c once
+ * per ISA with ROWS_SFX (name suffix), ROWS_TARGET (function attribute) and
+ * ROWS_ISA (0 portable C, 2 AVX2, 3 AVX-512) defined. Not a header.
+ *
+ * One pass per element with every term fused: missing mul / bias /
+ * residual are the exact identities *1.0f / +(-0.0f) (see output_stage.c),
+ * so each element sees the IEEE operations of the plain formula in its
+ * order. A row's loop is specialized on (accumulator source, residual) so
+ * the compiler vectorizes it at the ISA's width. */
+#define RCAT2(a, b) a##_##b
+#define RCAT(a, b) RCAT2(a, b)
+#define RF(name) RCAT(name, ROWS_SFX)
+
+/* dot of element j: SRC_I32 acc, SRC_POP base - 2 popcount (base a vector
+ * or the constant kreal), SRC_F32 a float sum */
+#define ROW_DOT(j) (src == SRC_I32 ? ai[j] : vbase ? vbase[j] - 2 * ai[j] : kreal - 2 * ai[j])
+
+/* v[j] = clamp? (acc*ps*m + b (+ r)) for one row of n filters */
+ROWS_TARGET static AINLINE void
+RF(values_row)(const int src, const int has_res, const int clamp, int n,
+               const int32_t *restrict ai, const float *restrict af,
+               const int32_t *restrict vbase, int32_t kreal, float ps,
+               const float *restrict m, const float *restrict b,
+               const float *restrict r, float lo, float hi, float *restrict v)
+{
+    for (int j = 0; j < n; j++) {
+        float x = (src == SRC_F32 ? af[j] : (float)ROW_DOT(j)) * ps;
+        x = x * m[j];
+        x = x + b[j];
+        if (has_res)
+            x = x + r[j];
+        if (clamp) {
+            x = x < lo ? lo : x;
+            x = x > hi ? hi : x;
+        }
+        v[j] = x;
+    }
+}
+
+/* dispatch of values_row on its (runtime) specialization keys */
+ROWS_TARGET static AINLINE void
+RF(values_any)(int src, const int32_t *ai, const float *af, const int32_t *vbase,
+               int32_t kreal, int n, float ps, const float *m, const float *b,
+               const float *r, int clamp, float lo, float hi, float *v)
+{
+#define VROW(S, R, C) RF(values_row)(S, R, C, n, ai, af, vbase, kreal, ps, m, b, r, lo, hi, v)
+    if (src == SRC_F32) {
+        if (r) { if (clamp) VROW(SRC_F32, 1, 1); else VROW(SRC_F32, 1, 0); }
+        else   { if (clamp) VROW(SRC_F32, 0, 1); else VROW(SRC_F32, 0, 0); }
+    } else if (src == SRC_I32) {
+        if (r) { if (clamp) VROW(SRC_I32, 1, 1); else VROW(SRC_I32, 1, 0); }
+        else   { if (clamp) VROW(SRC_I32, 0, 1); else VROW(SRC_I32, 0, 0); }
+    } else {
+        if (r) { if (clamp) VROW(SRC_POP, 1, 1); else VROW(SRC_POP, 1, 0); }
+        else   { if (clamp) VROW(SRC_POP, 0, 1); else VROW(SRC_POP, 0, 0); }
+    }
+#undef VROW
+}
+
+/* bits of v[j] < 0 for j < n (n <= 64) */
+ROWS_TARGET static AINLINE uint64_t RF(neg_bits)(const float *v, int n)
+{
+#if ROWS_ISA == 3
+    uint64_t bits = 0;
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 lm = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(lm, v + j);
+        bits |= (uint64_t)_mm512_mask_cmp_ps_mask(lm, x, _mm512_setzero_ps(), _CMP_LT_OQ) << j;
+    }
+    return bits;
+#elif ROWS_ISA == 2
+    uint64_t bits = 0;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 lt = _mm256_cmp_ps(_mm256_loadu_ps(v + j), _mm256_setzero_ps(), _CMP_LT_OQ);
+        bits |= (uint64_t)(unsigned)_mm256_movemask_ps(lt) << j;
+    }
+    for (; j < n; j++)
+        bits |= (uint64_t)(v[j] < 0.0f) << j;
+    return bits;
+#else
+    uint8_t flags[64] = {0};
+    for (int j = 0; j < n; j++)
+        flags[j] = v[j] < 0.0f;
+    return pack_flags(flags);
+#endif
+}
+
+/* bits of (flip ? d > t : d < t) for j < n (n <= 64); flipbits has bit j
+ * set where filter j flips */
+ROWS_TARGET static AINLINE uint64_t RF(thr_bits)(const int32_t *d, const int32_t *t,
+                                                 uint64_t flipbits, int n)
+{
+#if ROWS_ISA == 3
+    uint64_t lt = 0, gt = 0;
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 lm = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512i a = _mm512_maskz_loadu_epi32(lm, d + j), b = _mm512_maskz_loadu_epi32(lm, t + j);
+        lt |= (uint64_t)_mm512_mask_cmplt_epi32_mask(lm, a, b) << j;
+        gt |= (uint64_t)_mm512_mask_cmpgt_epi32_mask(lm, a, b) << j;
+    }
+    return (lt & ~flipbits) | (gt & flipbits);
+#elif ROWS_ISA == 2
+    uint64_t lt = 0, gt = 0;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(d + j));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(t + j));
+        lt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a))) << j;
+        gt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b))) << j;
+    }
+    for (; j < n; j++) {
+        lt |= (uint64_t)(d[j] < t[j]) << j;
+        gt |= (uint64_t)(d[j] > t[j]) << j;
+    }
+    return (lt & ~flipbits) | (gt & flipbits);
+#else
+    uint8_t flags[64] = {0};
+    for (int j = 0; j < n; j++) {
+        uint8_t fl = (uint8_t)((flipbits >> j) & 1);
+        flags[j] = fl ? d[j] > t[j] : d[j] < t[j];
+    }
+    return pack_flags(flags);
+#endif
+}
+
+/* dot row (int sources) into d[0..n) */
+/* (no restrict: INT32 output may be the accumulator rows themselves) */
+ROWS_TARGET static AINLINE void RF(dot_row)(int src, const int32_t *ai,
+                                            const int32_t *vbase, int32_t kreal,
+                                            int n, int32_t *d)
+{
+    if (src == SRC_I32) {
+        if (d != ai)
+            memcpy(d, ai, (size_t)n * sizeof(*d));
+    } else if (d == ai) { /* in place: one pointer, so it vectorizes */
+        if (vbase)
+            for (int j = 0; j < n; j++)
+                d[j] = vbase[j] - 2 * d[j];
+        else
+            for (int j = 0; j < n; j++)
+                d[j] = kreal - 2 * d[j];
+    } else if (vbase)
+        for (int j = 0; j < n; j++)
+            d[j] = vbase[j] - 2 * ai[j];
+    else
+        for (int j = 0; j < n; j++)
+            d[j] = kreal - 2 * ai[j];
+}
+
+/* Float output of popcounts over NF = 16 / 32 / 64 filters (the narrow
+ * layers' whole width): a constant-length row loop, so mul and bias stay in
+ * registers across the pixels and no row pays loop setup. Same formula as
+ * values_row. */
+ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t p0, int np,
+                                                    int f0, const int NF, const int has_res,
+                                                    const int clamp)
+{
+    const ebnn_output *o = jb->o;
+    const int out_c = jb->out_c;
+    const float *restrict m = o->mul ? o->mul + f0 : ones_f32;
+    const float *restrict b = o->bias ? o->bias + f0 : negzero_f32;
+    const float lo = o->clamp_lo, hi = o->clamp_hi;
+    int32_t kv[64];
+    for (int j = 0; j < NF; j++)
+        kv[j] = jb->kreal;
+#if ROWS_ISA == 3 || ROWS_ISA == 2 || (ROWS_ISA == 0 && defined(__aarch64__))
+    /* explicit vectors: mul / bias / clamp bounds in registers for the
+     * whole block, no per-row alias checks (same operations, same order) */
+#if ROWS_ISA == 3
+#define VW 16
+#define VF __m512
+#define VI __m512i
+#define LOADI(p) _mm512_loadu_si512((const void *)(p))
+#define LOADF _mm512_loadu_ps
+#define STOREF _mm512_storeu_ps
+#define SETF _mm512_set1_ps
+#define DOT(vb, a) _mm512_sub_epi32(vb, _mm512_slli_epi32(a, 1))
+#define CVT _mm512_cvtepi32_ps
+#define MUL _mm512_mul_ps
+#define ADD _mm512_add_ps
+/* x < lo ? lo : x, then x > hi ? hi : x (a NaN stays) */
+#define LOWER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vlo, _CMP_LT_OQ), x, vlo)
+#define UPPER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vhi, _CMP_GT_OQ), x, vhi)
+#elif ROWS_ISA == 0 /* aarch64 NEON: IEEE float (armv7 NEON flushes denormals: not used) */
+#define VW 4
+#define VF float32x4_t
+#define VI int32x4_t
+#define LOADI(p) vld1q_s32(p)
+#define LOADF vld1q_f32
+#define STOREF vst1q_f32
+#define SETF vdupq_n_f32
+#define DOT(vb, a) vsubq_s32(vb, vshlq_n_s32(a, 1))
+#define CVT vcvtq_f32_s32
+#define MUL vmulq_f32
+#define ADD vaddq_f32
+#define LOWER(x) vbslq_f32(vcltq_f32(x, vlo), vlo, x)
+#define UPPER(x) vbslq_f32(vcgtq_f32(x, vhi), vhi, x)
+#else
+#define VW 8
+#define VF __m256
+#define VI __m256i
+#define LOADI(p) _mm256_loadu_si256((const __m256i *)(p))
+#define LOADF _mm256_loadu_ps
+#define STOREF _mm256_storeu_ps
+#define SETF _mm256_set1_ps
+#define DOT(vb, a) _mm256_sub_epi32(vb, _mm256_slli_epi32(a, 1))
+#define CVT _mm256_cvtepi32_ps
+#define MUL _mm256_mul_ps
+#define ADD _mm256_add_ps
+#define LOWER(x) _mm256_blendv_ps(x, vlo, _mm256_cmp_ps(x, vlo, _CMP_LT_OQ))
+#define UPPER(x) _mm256_blendv_ps(x, vhi, _mm256_cmp_ps(x, vhi, _CMP_GT_OQ))
+#endif
+    {
+        VF vm[64 / VW], vbias[64 / VW];
+        const VF vlo = SETF(lo), vhi = SETF(hi);
+        for (int v = 0; v < NF / VW; v++) {
+            vm[v] = LOADF(m + v * VW);
+            vbias[v] = LOADF(b + v * VW);
+        }
+        for (int i = 0; i < np; i++) {
+            int64_t p = p0 + i;
+            const int32_t *a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
+            const int32_t *vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
+            const VF ps = SETF(o->pixel_scale ? o->pixel_scale[p] : 1.0f);
+            const float *r = has_res ? o->residual + p * out_c + f0 : NULL;
+            float *out = (float *)o->out + p * out_c + f0;
+            for (int v = 0; v < NF / VW; v++) {
+                VI d = DOT(LOADI(vb + v * VW), LOADI(a + v * VW));
+                VF x = MUL(MUL(CVT(d), ps), vm[v]);
+                x = ADD(x, vbias[v]);
+                if (has_res)
+                    x = ADD(x, LOADF(r + v * VW));
+                if (clamp) {
+                    x = LOWER(x);
+                    x = UPPER(x);
+                }
+                STOREF(out + v * VW, x);
+            }
+        }
+    }
+    return;
+#undef VW
+#undef VF
+#undef VI
+#undef LOADI
+#undef LOADF
+#undef STOREF
+#undef SETF
+#undef DOT
+#undef CVT
+#undef MUL
+#undef ADD
+#undef LOWER
+#undef UPPER
+#endif
+    for (int i = 0; i < np; i++) {
+        int64_t p = p0 + i;
+        const int32_t *restrict a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
+        const int32_t *restrict vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
+        const float ps = o->pixel_scale ? o->pixel_scale[p] : 1.0f;
+        const float *restrict r = has_res ? o->residual + p * out_c + f0 : NULL;
+        float *restrict out = (float *)o->out + p * out_c + f0;
+        for (int j = 0; j < NF; j++) {
+            float x = (float)(vb[j] - 2 * a[j]) * ps;
+            x = x * m[j];
+            x = x + b[j];
+            if (has_res)
+                x = x + r[j];
+            if (clamp) {
+                x = x < lo ? lo : x;
+                x = x > hi ? hi : x;
+            }
+            out[j] = x;
+        }
+    }
+}
+
+#if ROWS_ISA == 3 || ROWS_ISA == 2
+/* Integer-threshold bits of popcounts over NF = 16 / 32 / 64 filters that
+ * fill one output word from bit 0 (f0 % 64 == 0, no other filters in it):
+ * compare masks straight into the word, thresholds and flips in registers */
+ROWS_TARGET static AINLINE void RF(pop_thr_fixed)(const rows_job *jb, int64_t p0, int np,
+                                                  int f0, const int NF)
+{
+    const ebnn_output *o = jb->o;
+    const int64_t words = ebnn_words(jb->out_c);
+    const uint64_t flip = jb->flipbits[0]; /* fword0 == f0 / 64 */
+    int32_t kv[64];
+    for (int j = 0; j < NF; j++)
+        kv[j] = jb->kreal;
+#if ROWS_ISA == 3
+    __m512i t[4];
+    for (int v = 0; v < NF / 16; v++)
+        t[v] = _mm512_loadu_si512((const void *)(o->thr + f0 + 16 * v));
+#else
+    __m256i t[8];
+    for (int v = 0; v < NF / 8; v++)
+        t[v] = _mm256_loadu_si256((const __m256i *)(o->thr + f0 + 8 * v));
+#endif
+    for (int i = 0; i < np; i++) {
+        const int32_t *a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
+        const int32_t *vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
+        uint64_t lt = 0, gt = 0;
+#if ROWS_ISA == 3
+        for (int v = 0; v < NF / 16; v++) {
+            __m512i d = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(vb + 16 * v)),
+                                         _mm512_slli_epi32(_mm512_loadu_si512((const void *)(a + 16 * v)), 1));
+            lt |= (uint64_t)_mm512_cmplt_epi32_mask(d, t[v]) << (16 * v);
+            gt |= (uint64_t)_mm512_cmpgt_epi32_mask(d, t[v]) << (16 * v);
+        }
+#else
+        for (int v = 0; v < NF / 8; v++) {
+            __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(vb + 8 * v)),
+                                         _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(a + 8 * v)), 1));
+            lt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(t[v], d))) << (8 * v);
+            gt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(d, t[v]))) << (8 * v);
+        }
+#endif
+        ((uint64_t *)o->out)[(p0 + i) * words + f0 / 64] = (lt & ~flip) | (gt & flip);
+    }
+}
+#endif
+
+/* 1 if handled by pop_float_fixed */
+ROWS_TARGET static AINLINE int RF(pop_float_any)(const rows_job *jb, int64_t p0, int np,
+                                                 int f0, int nf)
+{
+    const int res = jb->o->residual != NULL, cl = jb->clamp;
+#define PFF(NF) \
+    do { \
+        if (res) { if (cl) RF(pop_float_fixed)(jb, p0, np, f0, NF, 1, 1); \
+                   else RF(pop_float_fixed)(jb, p0, np, f0, NF, 1, 0); } \
+        else { if (cl) RF(pop_float_fixed)(jb, p0, np, f0, NF, 0, 1); \
+               else RF(pop_float_fixed)(jb, p0, np, f0, NF, 0, 0); } \
+        return 1; \
+    } while (0)
+#if ROWS_ISA == 3 || ROWS_ISA == 2
+    if (jb->src == SRC_POP && jb->o->kind == EBNN_OUT_BITS && jb->o->thr && f0 % 64 == 0 &&
+        (nf == 64 || f0 + nf == jb->out_c) && (nf == 16 || nf == 32 || nf == 64)) {
+        if (nf == 16)
+            RF(pop_thr_fixed)(jb, p0, np, f0, 16);
+        else if (nf == 32)
+            RF(pop_thr_fixed)(jb, p0, np, f0, 32);
+        else
+            RF(pop_thr_fixed)(jb, p0, np, f0, 64);
+        return 1;
+    }
+#endif
+    if (jb->src != SRC_POP || jb->o->kind != EBNN_OUT_FLOAT)
+        return 0;
+    if (nf == 16)
+        PFF(16);
+    if (nf == 32)
+        PFF(32);
+    if (nf == 64)
+        PFF(64);
+#undef PFF
+    return 0;
+}
+
+/* The stage over rows i < np (pixels p0 + i) and filters [f0, f0 + nf),
+ * nf <= ROW_CHUNK (one chunk of rows_run). */
+ROWS_TARGET static void RF(rows_chunk)(const rows_job *jb, int64_t p0, int np, int f0, int nf)
+{
+    if (RF(pop_float_any)(jb, p0, np, f0, nf))
+        return;
+    const ebnn_output *o = jb->o;
+    const int out_c = jb->out_c, src = jb->src;
+    const float *m = o->mul ? o->mul + f0 : ones_f32;
+    const float *b = o->bias ? o->bias + f0 : negzero_f32;
+    for (int i = 0; i < np; i++) {
+        int64_t p = p0 + i;
+        const int32_t *ai = src == SRC_F32 ? NULL : jb->acc_i + i * jb->ld + (f0 - jb->f0);
+        const float *af = src == SRC_F32 ? jb->acc_f + i * jb->ld + (f0 - jb->f0) : NULL;
+        const int32_t *vbase = src == SRC_POP && jb->bases && jb->bases[i] ? jb->bases[i] + f0 : NULL;
+        float ps = o->pixel_scale ? o->pixel_scale[p] : 1.0f;
+        const float *r = o->residual ? o->residual + p * out_c + f0 : NULL;
+        if (o->kind == EBNN_OUT_INT32 && src != SRC_F32) {
+            RF(dot_row)(src, ai, vbase, jb->kreal, nf, (int32_t *)o->out + p * out_c + f0);
+        } else if (o->kind != EBNN_OUT_BITS) {
+            RF(values_any)(src, ai, af, vbase, jb->kreal, nf, ps, m, b, r, jb->clamp,
+                           o->clamp_lo, o->clamp_hi, (float *)o->out + p * out_c + f0);
+        } else {
+            int32_t d[64] __attribute__((aligned(64)));
+            float v[64] __attribute__((aligned(64)));
+            for (int f = f0, end = f0 + nf; f < end;) {
+                int wi = f / 64, lo = f % 64;
+                int hi = (end - wi * 64) < 64 ? end - wi * 64 : 64, k = f - f0, n = hi - lo;
+                uint64_t bits;
+                if (o->thr && src != SRC_F32) {
+                    RF(dot_row)(src, ai + k, vbase ? vbase + k : NULL, jb->kreal, n, d);
+                    bits = RF(thr_bits)(d, o->thr + f, jb->flipbits[wi - jb->fword0] >> lo, n);
+                } else {
+                    RF(values_any)(src, ai ? ai + k : NULL, af ? af + k : NULL,
+                                   vbase ? vbase + k : NULL, jb->kreal, n, ps, m + k, b + k,
+                                   r ? r + k : NULL, 0, 0.0f, 0.0f, v);
+                    bits = RF(neg_bits)(v, n);
+                }
+                put_bits(o, out_c, p, wi, lo, hi, bits << lo);
+                f = wi * 64 + hi;
+            }
+        }
+    }
+}
+
+/* one pixel of float sums, nf <= ROW_CHUNK: the per-pixel entry of the
+ * float kernels, without the rows setup */
+ROWS_TARGET static void RF(pixel_f32)(const ebnn_output *o, int out_c, int64_t p, int f0,
+                                      int nf, const float *acc, int clamp)
+{
+    float ps = o->pixel_scale ? o->pixel_scale[p] : 1.0f;
+    const float *m = o->mul ? o->mul + f0 : ones_f32;
+    const float *b = o->bias ? o->bias + f0 : negzero_f32;
+    const float *r = o->residual ? o->residual + p * out_c + f0 : NULL;
+    if (o->kind != EBNN_OUT_BITS) {
+        RF(values_any)(SRC_F32, NULL, acc, NULL, 0, nf, ps, m, b, r, clamp, o->clamp_lo,
+                       o->clamp_hi, (float *)o->out + p * out_c + f0);
+        return;
+    }
+    float v[64] __attribute__((aligned(64)));
+    for (int f = f0, end = f0 + nf; f < end;) {
+        int wi = f / 64, lo = f % 64;
+        int hi = (end - wi * 64) < 64 ? end - wi * 64 : 64, k = f - f0, n = hi - lo;
+        RF(values_any)(SRC_F32, NULL, acc + k, NULL, 0, n, ps, m + k, b + k,
+                       r ? r + k : NULL, 0, 0.0f, 0.0f, v);
+        put_bits(o, out_c, p, wi, lo, hi, RF(neg_bits)(v, n) << lo);
+        f = wi * 64 + hi;
+    }
+}
+
+#undef ROW_DOT
+#undef RF
+#undef RCAT
+#undef RCAT2
