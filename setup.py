@@ -58,6 +58,8 @@ sources = ["pyx/_engine.pyx", "pyx/plan.c"] + sorted(glob.glob("pyx/kernels/*.c"
 engine = Extension(
     "edgebnn._engine",
     sources=sources,
+    # headers hold code too (output_rows_body.h): a change must rebuild
+    depends=sorted(glob.glob("pyx/kernels/*.h")) + ["pyx/plan.h"],
     include_dirs=["pyx/kernels", numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,
