@@ -14,6 +14,7 @@ accuracy (see docs/benchmarks.md)."""
 import argparse
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -235,11 +236,13 @@ def ebnn_contents(path):
     """Bytes of an .ebnn file by kind of tensor: where the size goes."""
     import edgebnn
     graph = edgebnn.load_graph(path)
-    kinds = {"binary weights": 0, "float weights": 0, "other params": 0}
+    kinds = {"binary weights": 0, "binary bits": 0, "float weights": 0, "other params": 0}
     for op in graph.ops:
         for role, a in op.params.items():
             if a.dtype.kind == "u" and a.itemsize == 8:
                 kinds["binary weights"] += a.nbytes
+                # words are per kernel tap: the bits that carry weights
+                kinds["binary bits"] += math.prod(a.shape[:-1]) * op.fan_in
             elif role == "weight":
                 kinds["float weights"] += a.nbytes
             else:
