@@ -207,7 +207,8 @@ static void ref_bitpack(const float *x, int64_t rows, int c, uint64_t *out)
         }
 }
 
-static const int awkward_channels[] = {1, 3, 63, 64, 65, 200, 127, 128, 129, 256, 31, 33};
+static const int awkward_channels[] = {1, 3, 63, 64, 65, 200, 127, 128, 129, 256, 31, 33,
+                                        16, 32, 15, 17, 48, 80};
 
 /* floats with the values that trip sign tests: +-0, NaN, +-inf, denormals */
 void kc_fill_floats(kc_rng *rng, float *x, int64_t count)

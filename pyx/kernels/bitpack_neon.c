@@ -31,13 +31,24 @@ static inline uint8x16_t sign_bytes(const float *x)
     return vandq_u8(mask, vld1q_u8(weights));
 }
 
-/* 64 floats -> one word: each pairwise add sums distinct bits, so after
- * three levels byte b holds the 8 bits of floats 8b..8b+7 */
-static inline uint64_t pack64(const float *x)
+/* the first n <= 64 floats -> one word, bits past n are 0: each pairwise
+ * add sums distinct bits, so after three levels byte b holds the 8 bits of
+ * floats 8b..8b+7. Narrow rows (16 or 32 channels, ResNet's first stages)
+ * touch only their own 16-float groups: no zero-filled 64-float copy. */
+static inline uint64_t pack_upto64(const float *x, int n)
 {
-    uint8x16_t p01 = padd_u8(sign_bytes(x), sign_bytes(x + 16));
-    uint8x16_t p23 = padd_u8(sign_bytes(x + 32), sign_bytes(x + 48));
-    uint8x16_t q = padd_u8(p01, p23);
+    uint8x16_t s[4];
+    int g = 0;
+    for (; g < n / 16; g++)
+        s[g] = sign_bytes(x + 16 * g);
+    if (n % 16) { /* zero padding packs to 0 bits */
+        float tail[16] = {0};
+        memcpy(tail, x + 16 * g, (size_t)(n % 16) * sizeof *tail);
+        s[g++] = sign_bytes(tail);
+    }
+    for (; g < 4; g++)
+        s[g] = vdupq_n_u8(0);
+    uint8x16_t q = padd_u8(padd_u8(s[0], s[1]), padd_u8(s[2], s[3]));
     q = padd_u8(q, q);
     return vgetq_lane_u64(vreinterpretq_u64_u8(q), 0);
 }
@@ -49,12 +60,9 @@ void ebnn_bitpack_f32_neon(const float *x, int64_t rows, int c, uint64_t *out)
         const float *xr = x + r * c;
         uint64_t *o = out + r * words;
         for (int w = 0; w < full; w++)
-            o[w] = pack64(xr + 64 * w);
-        if (rest) { /* zero padding packs to 0 bits */
-            float tail[64] = {0};
-            memcpy(tail, xr + 64 * full, rest * sizeof *tail);
-            o[full] = pack64(tail);
-        }
+            o[w] = pack_upto64(xr + 64 * w, 64);
+        if (rest)
+            o[full] = pack_upto64(xr + 64 * full, rest);
     }
 }
 #endif /* __ARM_NEON */
