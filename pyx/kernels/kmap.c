@@ -7,7 +7,31 @@
 
 /* mean |x| over c channels: eight partial sums (partial l sums channels
  * i = l mod 8 in order), then a fixed tree. */
-#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+/* The eight partials as two NEON registers (lanes 0-3, 4-7); the tree is
+ * two pairwise adds: (p0+p1, p2+p3, p4+p5, p6+p7), then (w0+w1, w2+w3).
+ * The zero-filled tail adds |+0| to sums >= +0: no bit changes. (GCC's
+ * 8-lane generic vectors below went through the stack here.) */
+static float mean_abs(const float *x, int c)
+{
+    float32x4_t p0 = vdupq_n_f32(0.0f), p1 = vdupq_n_f32(0.0f);
+    int i = 0;
+    for (; i + 8 <= c; i += 8) {
+        p0 = vaddq_f32(p0, vabsq_f32(vld1q_f32(x + i)));
+        p1 = vaddq_f32(p1, vabsq_f32(vld1q_f32(x + i + 4)));
+    }
+    if (i < c) {
+        float tail[8] = {0};
+        memcpy(tail, x + i, (size_t)(c - i) * sizeof(float));
+        p0 = vaddq_f32(p0, vabsq_f32(vld1q_f32(tail)));
+        p1 = vaddq_f32(p1, vabsq_f32(vld1q_f32(tail + 4)));
+    }
+    float32x4_t w = vpaddq_f32(p0, p1);
+    float32x4_t u = vpaddq_f32(w, w);
+    return (vgetq_lane_f32(u, 0) + vgetq_lane_f32(u, 1)) / (float)c;
+}
+#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 /* The eight partials as one GCC vector (two SSE / NEON registers). The
  * tail is a zero-filled vector: partials past c add |+0| to sums that are
  * >= +0, which changes no bit. (Not on armv7: its NEON flushes denormals,
