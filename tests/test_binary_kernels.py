@@ -96,7 +96,7 @@ def rand_pm(rng, shape):
 
 
 # ------------------------------------------------------------- bitpack ---
-@pytest.mark.parametrize("c", [1, 3, 63, 64, 65, 127, 128, 200])
+@pytest.mark.parametrize("c", [1, 3, 16, 32, 63, 64, 65, 127, 128, 200])
 @pytest.mark.parametrize("name", ALL_KNOWN)
 def test_bitpack_f32_matches_reference(name, c):
     rng = np.random.default_rng(c)
