@@ -181,8 +181,9 @@ void ebnn_fconv2d(const ebnn_conv_geom *g, const float *in, const float *w,
             int64_t ldk;
             const float *rows = input_rows(g, in, n, oy, ox, cnt, pad, &ldk);
             gemm(cnt, np, g->kh, span, rows, (int64_t)g->stride_w * c, ldk, wt, np, cbuf, np);
-            for (int r = 0; r < cnt; r++)
-                ebnn_output_apply_f32(o, g->out_c, p0 + r, f0, nf, cbuf + (int64_t)r * np);
+            /* the whole run at once: a fixed filter count keeps mul, bias
+             * and the clamp bounds in registers across its pixels */
+            ebnn_output_apply_f32_rows(o, g->out_c, p0, cnt, f0, nf, cbuf, np);
             p0 += cnt;
         }
     }
