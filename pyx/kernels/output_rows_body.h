@@ -193,9 +193,11 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
 #define CVT _mm512_cvtepi32_ps
 #define MUL _mm512_mul_ps
 #define ADD _mm512_add_ps
-/* x < lo ? lo : x, then x > hi ? hi : x (a NaN stays) */
-#define LOWER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vlo, _CMP_LT_OQ), x, vlo)
-#define UPPER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vhi, _CMP_GT_OQ), x, vhi)
+/* x < lo ? lo : x, then x > hi ? hi : x (a NaN stays): vmaxps(a, b) is
+ * exactly a > b ? a : b and vminps(a, b) a < b ? a : b (NaN or equal
+ * zeros give b), so with the bound first they are these selects */
+#define LOWER(x) _mm512_max_ps(vlo, x)
+#define UPPER(x) _mm512_min_ps(vhi, x)
 /* bits of x < 0 (ordered: NaN -> 0), lane j at bit j */
 #define NEGBITS(x) ((uint64_t)_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ))
 #elif ROWS_ISA == 0 /* aarch64 NEON: IEEE float (armv7 NEON flushes denormals: not used) */
@@ -225,8 +227,8 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
 #define CVT _mm256_cvtepi32_ps
 #define MUL _mm256_mul_ps
 #define ADD _mm256_add_ps
-#define LOWER(x) _mm256_blendv_ps(x, vlo, _mm256_cmp_ps(x, vlo, _CMP_LT_OQ))
-#define UPPER(x) _mm256_blendv_ps(x, vhi, _mm256_cmp_ps(x, vhi, _CMP_GT_OQ))
+#define LOWER(x) _mm256_max_ps(vlo, x) /* as above */
+#define UPPER(x) _mm256_min_ps(vhi, x)
 #define NEGBITS(x) ((uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ)))
 #endif
     {
@@ -250,11 +252,11 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
             float *out = out0 + p * out_c;
             uint64_t bits = 0;
             for (int v = 0; v < NF / VW; v++) {
-                VF x;
-                if (src == SRC_F32)
-                    x = MUL(LOADF(af + v * VW), ps);
-                else
-                    x = MUL(CVT(DOT(LOADI(vb + v * VW), LOADI(a + v * VW))), ps);
+                /* no pixel scale: the *1.0f is skipped (an identity; x
+                 * comes from arithmetic, so it is never a signaling NaN) */
+                VF x = src == SRC_F32 ? LOADF(af + v * VW) : CVT(DOT(LOADI(vb + v * VW), LOADI(a + v * VW)));
+                if (pscale)
+                    x = MUL(x, ps);
                 x = MUL(x, vm[v]);
                 x = ADD(x, vbias[v]);
                 if (has_res)
