@@ -52,6 +52,8 @@ def float_variants(rng, shape, o):
         "float mul bias relu": dict(out="float", mul=mul, bias=bias, clamp=(0.0, np.inf)),
         "float nan bias clamp": dict(out="float", bias=nan_bias, clamp=(-1.0, 1.0)),
         "float scale res": dict(out="float", pixel_scale=ps, residual=res),
+        "float upper only": dict(out="float", bias=nan_bias, clamp=(-np.inf, 0.5)),
+        "float lower only nan": dict(out="float", bias=nan_bias, clamp=(-0.0, np.inf)),
         "bits": dict(out="bits", mul=mul, bias=bias),
         "bits nan bias": dict(out="bits", bias=nan_bias),
         "bits all": dict(out="bits", mul=mul, bias=bias, pixel_scale=ps, residual=res),

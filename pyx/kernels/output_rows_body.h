@@ -153,7 +153,9 @@ ROWS_TARGET static AINLINE void RF(dot_row)(int src, const int32_t *ai,
  * row loop, so mul and bias stay in registers across the pixels and no row
  * pays loop setup. Same formula as values_row. With to_bits (float sums'
  * sign bits, thr NULL; filters f0 .. f0+NF fill word f0/64 from bit 0) the
- * unclamped value's v < 0 mask is stored as the word instead. */
+ * unclamped value's v < 0 mask is stored as the word instead. clamp: bit 0
+ * the lower bound, bit 1 the upper (an infinite bound never moves a value:
+ * x < -inf and x > inf are false for every x, so it is left out). */
 ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, int np,
                                                 int f0, const int NF, const int src,
                                                 const int has_res, const int clamp,
@@ -265,10 +267,10 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
                     bits |= NEGBITS(x) << (v * VW);
                     continue;
                 }
-                if (clamp) {
+                if (clamp & 1)
                     x = LOWER(x);
+                if (clamp & 2)
                     x = UPPER(x);
-                }
                 STOREF(out + v * VW, x);
             }
             if (to_bits)
@@ -297,11 +299,14 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
         const float *restrict af = src == SRC_F32 ? acc_f + i * ld : NULL;
         const int32_t *restrict vb = bases && bases[i] ? bases[i] + f0 : kv;
         const float ps = pscale ? pscale[p] : 1.0f;
+        const int scaled = pscale != NULL; /* else *1.0f: skipped, as above */
         const float *restrict r = has_res ? res0 + p * out_c : NULL;
         float *restrict out = out0 + p * out_c;
         uint64_t bits = 0;
         for (int j = 0; j < NF; j++) {
-            float x = (src == SRC_F32 ? af[j] : (float)(vb[j] - 2 * a[j])) * ps;
+            float x = src == SRC_F32 ? af[j] : (float)(vb[j] - 2 * a[j]);
+            if (scaled)
+                x = x * ps;
             x = x * m[j];
             x = x + b[j];
             if (has_res)
@@ -310,10 +315,10 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
                 bits |= (uint64_t)(x < 0.0f) << j;
                 continue;
             }
-            if (clamp) {
+            if (clamp & 1)
                 x = x < lo ? lo : x;
+            if (clamp & 2)
                 x = x > hi ? hi : x;
-            }
             out[j] = x;
         }
         if (to_bits)
@@ -426,7 +431,8 @@ ROWS_TARGET static AINLINE int RF(fixed_any)(const rows_job *jb, int64_t p0, int
                                              int f0, int nf)
 {
     const ebnn_output *o = jb->o;
-    const int res = o->residual != NULL, cl = jb->clamp, src = jb->src;
+    const int res = o->residual != NULL, src = jb->src;
+    const int cl = (o->clamp_lo != -INFINITY) | (o->clamp_hi != INFINITY) << 1;
     if (nf != 16 && nf != 32 && nf != 64)
         return 0;
     /* the filters fill their output word: whole-word stores */
@@ -465,13 +471,14 @@ ROWS_TARGET static AINLINE int RF(fixed_any)(const rows_job *jb, int64_t p0, int
     }
     if (o->kind != EBNN_OUT_FLOAT)
         return 0;
-#define FF(S, NF) \
+#define FFR(S, NF, R) \
     do { \
-        if (res) { if (cl) RF(float_fixed)(jb, p0, np, f0, NF, S, 1, 1, 0); \
-                   else RF(float_fixed)(jb, p0, np, f0, NF, S, 1, 0, 0); } \
-        else { if (cl) RF(float_fixed)(jb, p0, np, f0, NF, S, 0, 1, 0); \
-               else RF(float_fixed)(jb, p0, np, f0, NF, S, 0, 0, 0); } \
+        if (cl == 0) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 0, 0); \
+        else if (cl == 1) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 1, 0); \
+        else if (cl == 2) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 2, 0); \
+        else RF(float_fixed)(jb, p0, np, f0, NF, S, R, 3, 0); \
     } while (0)
+#define FF(S, NF) do { if (res) FFR(S, NF, 1); else FFR(S, NF, 0); } while (0)
 #define FFW(S) do { if (nf == 16) FF(S, 16); else if (nf == 32) FF(S, 32); else FF(S, 64); } while (0)
     if (src == SRC_POP)
         FFW(SRC_POP);
@@ -479,6 +486,7 @@ ROWS_TARGET static AINLINE int RF(fixed_any)(const rows_job *jb, int64_t p0, int
         FFW(SRC_F32);
 #undef FFW
 #undef FF
+#undef FFR
     return 1;
 }
 
