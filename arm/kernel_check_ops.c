@@ -85,12 +85,13 @@ static stage make_stage(kc_rng *rng, int kind, int64_t pixels, int out_c, int k)
     if (kind == 3) {
         s.thr = kc_alloc(out_c * 4);
         s.flip = kc_alloc(out_c);
+        int flips = kc_int(rng, 0, 3) != 0; /* no flips 1 time in 4: its own fixed-width path */
         for (int f = 0; f < out_c; f++) {
             s.thr[f] = kc_int(rng, -k, k);
-            s.flip[f] = kc_next(rng) & 1;
+            s.flip[f] = flips ? kc_next(rng) & 1 : 0;
         }
         s.o.thr = s.thr;
-        s.o.flip = s.flip;
+        s.o.flip = flips ? s.flip : NULL;
     }
     return s;
 }
@@ -498,6 +499,12 @@ static void check_float_op(kc_rng *rng, int isa, int case_no, int weights_only, 
     int err = dense ? ebnn_conv_geom_init(&g, kc_int(rng, 1, 5), 1, 1, channels[case_no % NCH],
                                           kc_int(rng, 1, 140), 1, 1, 1, 1, 0, EBNN_PAD_VALID)
                     : random_geom(rng, &g, case_no, 0);
+    if (!dense && !err && kc_int(rng, 0, 1)) { /* 16 / 32 / 64 filters: the fixed-width stage */
+        static const int fixed[] = {16, 32, 64};
+        err = ebnn_conv_geom_init(&g, g.n, g.in_h, g.in_w, g.in_c, fixed[kc_int(rng, 0, 2)], g.kh,
+                                  g.kw, g.stride_h, g.stride_w, g.pad_mode != EBNN_PAD_VALID,
+                                  g.pad_mode);
+    }
     if (err) {
         kc_result(name, isa, 0, "geometry rejected");
         return;

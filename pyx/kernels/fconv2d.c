@@ -9,6 +9,7 @@
 
 #define PIX_BLOCK 48 /* output pixels per run (multiple of the tile heights 6, 8, 12) */
 #define FIL_BLOCK 64 /* filters per transposed weight block */
+#define ROW_SLACK 8  /* padded-row buffer rows beyond kh: one shift per ROW_SLACK rows */
 
 ebnn_fgemm_fn ebnn_fgemm_select(void)
 {
@@ -69,23 +70,50 @@ size_t ebnn_fconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     uint64_t k = (uint64_t)g->kh * g->kw * g->in_c;
     uint64_t nb = (uint64_t)padded_block(g->out_c < FIL_BLOCK ? g->out_c : FIL_BLOCK);
-    uint64_t b = round64((uint64_t)g->kh * run_width(g) * g->in_c * 4) +
+    uint64_t b = round64((uint64_t)(g->kh + ROW_SLACK) * run_width(g) * g->in_c * 4) +
                  round64(k * nb * 4) + round64(PIX_BLOCK * nb * 4);
     return b > (uint64_t)(SIZE_MAX / 2) ? SIZE_MAX : (size_t)b;
 }
 
-/* The kh input rows under output pixels [ox, ox + cnt) of row oy, as one
- * block of rows `width` pixels wide starting at input column x0; returns
- * the input itself when every tap is in the image, otherwise a copy into
- * `pad` with zeros outside it. The zeros enter the FMA chains as 0 * w
- * terms (not skipped): every pixel's chain has all kh*kw*c terms, as with
- * a zero-padded im2col row, so a skipped term can never turn a -0 sum or a
- * 0 * inf NaN into something else. */
-static const float *input_rows(const ebnn_conv_geom *g, const float *in,
-                               int64_t n, int oy, int ox, int cnt, float *pad,
-                               int64_t *ldk)
+/* Zero-padded input rows kept across runs: buffer row i holds input row
+ * y + i (columns x0 .. x0 + width of image n, zeros outside the image),
+ * rows [y, yend) filled. Consecutive output rows (full-row runs, as in the
+ * stems) share kh - stride_h input rows, which are then copied once, not kh
+ * times. */
+typedef struct {
+    int64_t n;
+    int x0, width, y, yend;
+} pad_rows;
+
+/* one input row iy (maybe outside the image) as a zero-padded row */
+static void fill_row(const ebnn_conv_geom *g, const float *img, int iy, int x0, int width,
+                     float *row)
 {
     const int c = g->in_c;
+    int lo = x0 < 0 ? -x0 : 0;                                   /* first in-image column */
+    int hi = g->in_w - x0 < width ? g->in_w - x0 : width;        /* end of them */
+    if (iy < 0 || iy >= g->in_h || hi <= lo) {
+        memset(row, 0, (size_t)width * c * sizeof(float));
+        return;
+    }
+    memset(row, 0, (size_t)lo * c * sizeof(float));
+    memcpy(row + (int64_t)lo * c, img + ((int64_t)iy * g->in_w + x0 + lo) * c,
+           (size_t)(hi - lo) * c * sizeof(float));
+    memset(row + (int64_t)hi * c, 0, (size_t)(width - hi) * c * sizeof(float));
+}
+
+/* The kh input rows under output pixels [ox, ox + cnt) of row oy, as one
+ * block of rows `width` pixels wide starting at input column x0; returns
+ * the input itself when every tap is in the image, otherwise rows of the
+ * padded buffer `pad` (state st) with zeros outside it. The zeros enter
+ * the FMA chains as 0 * w terms (not skipped): every pixel's chain has all
+ * kh*kw*c terms, as with a zero-padded im2col row, so a skipped term can
+ * never turn a -0 sum or a 0 * inf NaN into something else. */
+static const float *input_rows(const ebnn_conv_geom *g, const float *in,
+                               int64_t n, int oy, int ox, int cnt, float *pad,
+                               pad_rows *st, int64_t *ldk)
+{
+    const int c = g->in_c, cap = g->kh + ROW_SLACK;
     int y0 = oy * g->stride_h - g->pad_top, x0 = ox * g->stride_w - g->pad_left;
     int width = (cnt - 1) * g->stride_w + g->kw;
     const float *img = in + n * g->in_h * (int64_t)g->in_w * c;
@@ -93,22 +121,22 @@ static const float *input_rows(const ebnn_conv_geom *g, const float *in,
         *ldk = (int64_t)g->in_w * c;
         return img + ((int64_t)y0 * g->in_w + x0) * c;
     }
-    int lo = x0 < 0 ? -x0 : 0;                                   /* first in-image column */
-    int hi = g->in_w - x0 < width ? g->in_w - x0 : width;        /* end of them */
-    for (int ky = 0; ky < g->kh; ky++) {
-        float *row = pad + (int64_t)ky * width * c;
-        int iy = y0 + ky;
-        if (iy < 0 || iy >= g->in_h || hi <= lo) {
-            memset(row, 0, (size_t)width * c * sizeof(float));
-            continue;
-        }
-        memset(row, 0, (size_t)lo * c * sizeof(float));
-        memcpy(row + (int64_t)lo * c, img + ((int64_t)iy * g->in_w + x0 + lo) * c,
-               (size_t)(hi - lo) * c * sizeof(float));
-        memset(row + (int64_t)hi * c, 0, (size_t)(width - hi) * c * sizeof(float));
+    const int64_t rowlen = (int64_t)width * c;
+    if (st->n != n || st->x0 != x0 || st->width != width || y0 < st->y) {
+        st->n = n, st->x0 = x0, st->width = width, st->y = st->yend = y0;
+    } else if (y0 + g->kh > st->y + cap) {
+        /* move the rows still needed (filled ones from y0 on) to the front */
+        int keep = st->yend > y0 ? st->yend - y0 : 0;
+        if (keep)
+            memmove(pad, pad + (int64_t)(y0 - st->y) * rowlen, (size_t)(keep * rowlen) * sizeof(float));
+        st->y = y0;
+        st->yend = y0 + keep;
     }
-    *ldk = (int64_t)width * c;
-    return pad;
+    for (int iy = st->yend > y0 ? st->yend : y0; iy < y0 + g->kh; iy++)
+        fill_row(g, img, iy, x0, width, pad + (int64_t)(iy - st->y) * rowlen);
+    st->yend = y0 + g->kh > st->yend ? y0 + g->kh : st->yend;
+    *ldk = rowlen;
+    return pad + (int64_t)(y0 - st->y) * rowlen;
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -163,12 +191,13 @@ void ebnn_fconv2d(const ebnn_conv_geom *g, const float *in, const float *w,
     const int nbmax = padded_block(g->out_c < FIL_BLOCK ? g->out_c : FIL_BLOCK);
     char *mine = (char *)scratch + (size_t)tid * ebnn_fconv2d_scratch_bytes(g);
     float *pad = (float *)mine;
-    float *wt = (float *)(mine + round64((uint64_t)g->kh * run_width(g) * c * 4));
+    float *wt = (float *)(mine + round64((uint64_t)(g->kh + ROW_SLACK) * run_width(g) * c * 4));
     float *cbuf = (float *)((char *)wt + round64((uint64_t)k * nbmax * 4));
     for (int f0 = 0; f0 < g->out_c; f0 += FIL_BLOCK) {
         int nf = g->out_c - f0 < FIL_BLOCK ? g->out_c - f0 : FIL_BLOCK;
         int np = padded_block(nf);
         transpose_filters(w + (int64_t)f0 * k, k, nf, np, wt);
+        pad_rows st = {.n = -1};
         /* runs of up to PIX_BLOCK pixels of one output row: each kernel
          * row is read straight from (a padded copy of) an input row, rows
          * overlapping by the stride, so there is no im2col copy */
@@ -179,10 +208,11 @@ void ebnn_fconv2d(const ebnn_conv_geom *g, const float *in, const float *w,
             int cnt = g->out_w - ox < PIX_BLOCK ? g->out_w - ox : PIX_BLOCK;
             cnt = left < cnt ? (int)left : cnt;
             int64_t ldk;
-            const float *rows = input_rows(g, in, n, oy, ox, cnt, pad, &ldk);
+            const float *rows = input_rows(g, in, n, oy, ox, cnt, pad, &st, &ldk);
             gemm(cnt, np, g->kh, span, rows, (int64_t)g->stride_w * c, ldk, wt, np, cbuf, np);
-            for (int r = 0; r < cnt; r++)
-                ebnn_output_apply_f32(o, g->out_c, p0 + r, f0, nf, cbuf + (int64_t)r * np);
+            /* the whole run at once: a fixed filter count keeps mul, bias
+             * and the clamp bounds in registers across its pixels */
+            ebnn_output_apply_f32_rows(o, g->out_c, p0, cnt, f0, nf, cbuf, np);
             p0 += cnt;
         }
     }

@@ -148,22 +148,38 @@ ROWS_TARGET static AINLINE void RF(dot_row)(int src, const int32_t *ai,
             d[j] = kreal - 2 * ai[j];
 }
 
-/* Float output of popcounts over NF = 16 / 32 / 64 filters (the narrow
- * layers' whole width): a constant-length row loop, so mul and bias stay in
- * registers across the pixels and no row pays loop setup. Same formula as
- * values_row. */
-ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t p0, int np,
-                                                    int f0, const int NF, const int has_res,
-                                                    const int clamp)
+/* Float output (SRC_POP popcounts or SRC_F32 float sums) over NF = 16 / 32 /
+ * 64 filters (the narrow layers' and stems' whole width): a constant-length
+ * row loop, so mul and bias stay in registers across the pixels and no row
+ * pays loop setup. Same formula as values_row. With to_bits (float sums'
+ * sign bits, thr NULL; filters f0 .. f0+NF fill word f0/64 from bit 0) the
+ * unclamped value's v < 0 mask is stored as the word instead. clamp: bit 0
+ * the lower bound, bit 1 the upper (an infinite bound never moves a value:
+ * x < -inf and x > inf are false for every x, so it is left out). */
+ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, int np,
+                                                int f0, const int NF, const int src,
+                                                const int has_res, const int clamp,
+                                                const int to_bits)
 {
     const ebnn_output *o = jb->o;
     const int out_c = jb->out_c;
+    const int64_t words = ebnn_words(out_c);
     const float *restrict m = o->mul ? o->mul + f0 : ones_f32;
     const float *restrict b = o->bias ? o->bias + f0 : negzero_f32;
     const float lo = o->clamp_lo, hi = o->clamp_hi;
     int32_t kv[64];
     for (int j = 0; j < NF; j++)
         kv[j] = jb->kreal;
+    /* everything the rows read, in locals: the output stores could
+     * alias *o and *jb, which the compiler would reload every row */
+    const int64_t ld = jb->ld;
+    const int32_t *const acc_i = src == SRC_POP ? jb->acc_i + (f0 - jb->f0) : NULL;
+    const float *const acc_f = src == SRC_F32 ? jb->acc_f + (f0 - jb->f0) : NULL;
+    const int32_t *const *const bases = src == SRC_POP ? jb->bases : NULL;
+    const float *const pscale = o->pixel_scale;
+    const float *const res0 = has_res ? o->residual + f0 : NULL;
+    float *const out0 = (float *)o->out + f0;
+    uint64_t *const word0 = (uint64_t *)o->out + f0 / 64;
 #if ROWS_ISA == 3 || ROWS_ISA == 2 || (ROWS_ISA == 0 && defined(__aarch64__))
     /* explicit vectors: mul / bias / clamp bounds in registers for the
      * whole block, no per-row alias checks (same operations, same order) */
@@ -179,9 +195,13 @@ ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t 
 #define CVT _mm512_cvtepi32_ps
 #define MUL _mm512_mul_ps
 #define ADD _mm512_add_ps
-/* x < lo ? lo : x, then x > hi ? hi : x (a NaN stays) */
-#define LOWER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vlo, _CMP_LT_OQ), x, vlo)
-#define UPPER(x) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vhi, _CMP_GT_OQ), x, vhi)
+/* x < lo ? lo : x, then x > hi ? hi : x (a NaN stays): vmaxps(a, b) is
+ * exactly a > b ? a : b and vminps(a, b) a < b ? a : b (NaN or equal
+ * zeros give b), so with the bound first they are these selects */
+#define LOWER(x) _mm512_max_ps(vlo, x)
+#define UPPER(x) _mm512_min_ps(vhi, x)
+/* bits of x < 0 (ordered: NaN -> 0), lane j at bit j */
+#define NEGBITS(x) ((uint64_t)_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ))
 #elif ROWS_ISA == 0 /* aarch64 NEON: IEEE float (armv7 NEON flushes denormals: not used) */
 #define VW 4
 #define VF float32x4_t
@@ -196,6 +216,7 @@ ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t 
 #define ADD vaddq_f32
 #define LOWER(x) vbslq_f32(vcltq_f32(x, vlo), vlo, x)
 #define UPPER(x) vbslq_f32(vcgtq_f32(x, vhi), vhi, x)
+#define NEGBITS(x) ((uint64_t)vaddvq_u32(vandq_u32(vcltzq_f32(x), lanebit)))
 #else
 #define VW 8
 #define VF __m256
@@ -208,35 +229,52 @@ ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t 
 #define CVT _mm256_cvtepi32_ps
 #define MUL _mm256_mul_ps
 #define ADD _mm256_add_ps
-#define LOWER(x) _mm256_blendv_ps(x, vlo, _mm256_cmp_ps(x, vlo, _CMP_LT_OQ))
-#define UPPER(x) _mm256_blendv_ps(x, vhi, _mm256_cmp_ps(x, vhi, _CMP_GT_OQ))
+#define LOWER(x) _mm256_max_ps(vlo, x) /* as above */
+#define UPPER(x) _mm256_min_ps(vhi, x)
+#define NEGBITS(x) ((uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ)))
 #endif
     {
         VF vm[64 / VW], vbias[64 / VW];
         const VF vlo = SETF(lo), vhi = SETF(hi);
+#if ROWS_ISA == 0
+        const uint32_t lanebit_s[4] = {1, 2, 4, 8};
+        const uint32x4_t lanebit = vld1q_u32(lanebit_s);
+#endif
         for (int v = 0; v < NF / VW; v++) {
             vm[v] = LOADF(m + v * VW);
             vbias[v] = LOADF(b + v * VW);
         }
         for (int i = 0; i < np; i++) {
             int64_t p = p0 + i;
-            const int32_t *a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
-            const int32_t *vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
-            const VF ps = SETF(o->pixel_scale ? o->pixel_scale[p] : 1.0f);
-            const float *r = has_res ? o->residual + p * out_c + f0 : NULL;
-            float *out = (float *)o->out + p * out_c + f0;
+            const int32_t *a = src == SRC_POP ? acc_i + i * ld : NULL;
+            const float *af = src == SRC_F32 ? acc_f + i * ld : NULL;
+            const int32_t *vb = bases && bases[i] ? bases[i] + f0 : kv;
+            const VF ps = SETF(pscale ? pscale[p] : 1.0f);
+            const float *r = has_res ? res0 + p * out_c : NULL;
+            float *out = out0 + p * out_c;
+            uint64_t bits = 0;
             for (int v = 0; v < NF / VW; v++) {
-                VI d = DOT(LOADI(vb + v * VW), LOADI(a + v * VW));
-                VF x = MUL(MUL(CVT(d), ps), vm[v]);
+                /* no pixel scale: the *1.0f is skipped (an identity; x
+                 * comes from arithmetic, so it is never a signaling NaN) */
+                VF x = src == SRC_F32 ? LOADF(af + v * VW) : CVT(DOT(LOADI(vb + v * VW), LOADI(a + v * VW)));
+                if (pscale)
+                    x = MUL(x, ps);
+                x = MUL(x, vm[v]);
                 x = ADD(x, vbias[v]);
                 if (has_res)
                     x = ADD(x, LOADF(r + v * VW));
-                if (clamp) {
-                    x = LOWER(x);
-                    x = UPPER(x);
+                if (to_bits) {
+                    bits |= NEGBITS(x) << (v * VW);
+                    continue;
                 }
+                if (clamp & 1)
+                    x = LOWER(x);
+                if (clamp & 2)
+                    x = UPPER(x);
                 STOREF(out + v * VW, x);
             }
+            if (to_bits)
+                word0[p * words] = bits;
         }
     }
     return;
@@ -253,117 +291,210 @@ ROWS_TARGET static AINLINE void RF(pop_float_fixed)(const rows_job *jb, int64_t 
 #undef ADD
 #undef LOWER
 #undef UPPER
+#undef NEGBITS
 #endif
     for (int i = 0; i < np; i++) {
         int64_t p = p0 + i;
-        const int32_t *restrict a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
-        const int32_t *restrict vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
-        const float ps = o->pixel_scale ? o->pixel_scale[p] : 1.0f;
-        const float *restrict r = has_res ? o->residual + p * out_c + f0 : NULL;
-        float *restrict out = (float *)o->out + p * out_c + f0;
+        const int32_t *restrict a = src == SRC_POP ? acc_i + i * ld : NULL;
+        const float *restrict af = src == SRC_F32 ? acc_f + i * ld : NULL;
+        const int32_t *restrict vb = bases && bases[i] ? bases[i] + f0 : kv;
+        const float ps = pscale ? pscale[p] : 1.0f;
+        const int scaled = pscale != NULL; /* else *1.0f: skipped, as above */
+        const float *restrict r = has_res ? res0 + p * out_c : NULL;
+        float *restrict out = out0 + p * out_c;
+        uint64_t bits = 0;
         for (int j = 0; j < NF; j++) {
-            float x = (float)(vb[j] - 2 * a[j]) * ps;
+            float x = src == SRC_F32 ? af[j] : (float)(vb[j] - 2 * a[j]);
+            if (scaled)
+                x = x * ps;
             x = x * m[j];
             x = x + b[j];
             if (has_res)
                 x = x + r[j];
-            if (clamp) {
-                x = x < lo ? lo : x;
-                x = x > hi ? hi : x;
+            if (to_bits) {
+                bits |= (uint64_t)(x < 0.0f) << j;
+                continue;
             }
+            if (clamp & 1)
+                x = x < lo ? lo : x;
+            if (clamp & 2)
+                x = x > hi ? hi : x;
             out[j] = x;
         }
+        if (to_bits)
+            word0[p * words] = bits;
     }
 }
 
-#if ROWS_ISA == 3 || ROWS_ISA == 2
 /* Integer-threshold bits of popcounts over NF = 16 / 32 / 64 filters that
  * fill one output word from bit 0 (f0 % 64 == 0, no other filters in it):
- * compare masks straight into the word, thresholds and flips in registers */
+ * compare masks straight into the word, thresholds and flips in registers.
+ * bit = flip ? d > t : d < t, d = base - 2 popcount (exact integers, so
+ * NEON serves armv7 as well). */
 ROWS_TARGET static AINLINE void RF(pop_thr_fixed)(const rows_job *jb, int64_t p0, int np,
-                                                  int f0, const int NF)
+                                                  int f0, const int NF, const int has_flip)
 {
     const ebnn_output *o = jb->o;
     const int64_t words = ebnn_words(jb->out_c);
     const uint64_t flip = jb->flipbits[0]; /* fword0 == f0 / 64 */
+    const int32_t *const thr = o->thr + f0;
     int32_t kv[64];
     for (int j = 0; j < NF; j++)
         kv[j] = jb->kreal;
 #if ROWS_ISA == 3
     __m512i t[4];
     for (int v = 0; v < NF / 16; v++)
-        t[v] = _mm512_loadu_si512((const void *)(o->thr + f0 + 16 * v));
-#else
+        t[v] = _mm512_loadu_si512((const void *)(thr + 16 * v));
+#elif ROWS_ISA == 2
     __m256i t[8];
     for (int v = 0; v < NF / 8; v++)
-        t[v] = _mm256_loadu_si256((const __m256i *)(o->thr + f0 + 8 * v));
+        t[v] = _mm256_loadu_si256((const __m256i *)(thr + 8 * v));
+#elif defined(__ARM_NEON)
+    /* lane j of vector v stands for bit 4v + j: each 32-bit lane collects
+     * the bits of its filter of up to 8 vectors (weights 1 << (4 (v % 8) +
+     * j), disjoint), and a horizontal add of the 4 lanes gives 32 bits */
+    int32x4_t t[16];
+    uint32x4_t fm[16], wt[8];
+    {
+        const uint32_t lane_s[4] = {1, 2, 4, 8};
+        const uint32x4_t lane = vld1q_u32(lane_s);
+        for (int v = 0; v < NF / 4; v++) {
+            t[v] = vld1q_s32(thr + 4 * v);
+            fm[v] = vtstq_u32(vdupq_n_u32((uint32_t)(flip >> (4 * v)) & 15u), lane);
+        }
+        for (int v = 0; v < 8 && v < NF / 4; v++)
+            wt[v] = vshlq_u32(lane, vdupq_n_s32(4 * v));
+    }
 #endif
+    /* in locals: the word stores could alias *o and *jb */
+    const int64_t ld = jb->ld;
+    const int32_t *const acc_i = jb->acc_i + (f0 - jb->f0);
+    const int32_t *const *const bases = jb->bases;
+    uint64_t *const word0 = (uint64_t *)o->out + f0 / 64;
     for (int i = 0; i < np; i++) {
-        const int32_t *a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
-        const int32_t *vb = jb->bases && jb->bases[i] ? jb->bases[i] + f0 : kv;
+        const int32_t *a = acc_i + i * ld;
+        const int32_t *vb = bases && bases[i] ? bases[i] + f0 : kv;
+        uint64_t word;
+#if ROWS_ISA == 3 || ROWS_ISA == 2
         uint64_t lt = 0, gt = 0;
 #if ROWS_ISA == 3
         for (int v = 0; v < NF / 16; v++) {
             __m512i d = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(vb + 16 * v)),
                                          _mm512_slli_epi32(_mm512_loadu_si512((const void *)(a + 16 * v)), 1));
             lt |= (uint64_t)_mm512_cmplt_epi32_mask(d, t[v]) << (16 * v);
-            gt |= (uint64_t)_mm512_cmpgt_epi32_mask(d, t[v]) << (16 * v);
+            if (has_flip)
+                gt |= (uint64_t)_mm512_cmpgt_epi32_mask(d, t[v]) << (16 * v);
         }
 #else
         for (int v = 0; v < NF / 8; v++) {
             __m256i d = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(vb + 8 * v)),
                                          _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(a + 8 * v)), 1));
             lt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(t[v], d))) << (8 * v);
-            gt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(d, t[v]))) << (8 * v);
+            if (has_flip)
+                gt |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(d, t[v]))) << (8 * v);
         }
 #endif
-        ((uint64_t *)o->out)[(p0 + i) * words + f0 / 64] = (lt & ~flip) | (gt & flip);
+        word = has_flip ? (lt & ~flip) | (gt & flip) : lt;
+#elif defined(__ARM_NEON)
+        word = 0;
+        for (int h = 0; h < NF / 32 || (h == 0 && NF == 16); h++) {
+            uint32x4_t acc = vdupq_n_u32(0);
+            for (int v = 8 * h; v < 8 * h + 8 && v < NF / 4; v++) {
+                int32x4_t d = vsubq_s32(vld1q_s32(vb + 4 * v), vshlq_n_s32(vld1q_s32(a + 4 * v), 1));
+                uint32x4_t bit = vcltq_s32(d, t[v]);
+                if (has_flip)
+                    bit = vbslq_u32(fm[v], vcgtq_s32(d, t[v]), bit);
+                acc = vorrq_u32(acc, vandq_u32(bit, wt[v - 8 * h]));
+            }
+#if defined(__aarch64__)
+            uint32_t half = vaddvq_u32(acc);
+#else
+            uint32x2_t s2 = vpadd_u32(vget_low_u32(acc), vget_high_u32(acc));
+            uint32_t half = vget_lane_u32(vpadd_u32(s2, s2), 0);
+#endif
+            word |= (uint64_t)half << (32 * h);
+        }
+#else
+        word = 0;
+        for (int j = 0; j < NF; j++) {
+            int32_t d = vb[j] - 2 * a[j], t = thr[j];
+            int bit = has_flip && ((flip >> j) & 1) ? d > t : d < t;
+            word |= (uint64_t)bit << j;
+        }
+#endif
+        word0[(p0 + i) * words] = word;
     }
 }
-#endif
 
-/* 1 if handled by pop_float_fixed */
-ROWS_TARGET static AINLINE int RF(pop_float_any)(const rows_job *jb, int64_t p0, int np,
-                                                 int f0, int nf)
+/* 1 if handled by a fixed-width path (float_fixed, pop_thr_fixed) */
+ROWS_TARGET static AINLINE int RF(fixed_any)(const rows_job *jb, int64_t p0, int np,
+                                             int f0, int nf)
 {
-    const int res = jb->o->residual != NULL, cl = jb->clamp;
-#define PFF(NF) \
-    do { \
-        if (res) { if (cl) RF(pop_float_fixed)(jb, p0, np, f0, NF, 1, 1); \
-                   else RF(pop_float_fixed)(jb, p0, np, f0, NF, 1, 0); } \
-        else { if (cl) RF(pop_float_fixed)(jb, p0, np, f0, NF, 0, 1); \
-               else RF(pop_float_fixed)(jb, p0, np, f0, NF, 0, 0); } \
-        return 1; \
-    } while (0)
-#if ROWS_ISA == 3 || ROWS_ISA == 2
-    if (jb->src == SRC_POP && jb->o->kind == EBNN_OUT_BITS && jb->o->thr && f0 % 64 == 0 &&
-        (nf == 64 || f0 + nf == jb->out_c) && (nf == 16 || nf == 32 || nf == 64)) {
+    const ebnn_output *o = jb->o;
+    const int res = o->residual != NULL, src = jb->src;
+    const int cl = (o->clamp_lo != -INFINITY) | (o->clamp_hi != INFINITY) << 1;
+    if (nf != 16 && nf != 32 && nf != 64)
+        return 0;
+    /* the filters fill their output word: whole-word stores */
+    const int whole_word = f0 % 64 == 0 && (nf == 64 || f0 + nf == jb->out_c);
+    if (src == SRC_POP && o->kind == EBNN_OUT_BITS && o->thr) {
+        if (!whole_word)
+            return 0;
+        const int fl = jb->flipbits[0] != 0;
+#define PTF(NF) do { if (fl) RF(pop_thr_fixed)(jb, p0, np, f0, NF, 1); \
+                     else RF(pop_thr_fixed)(jb, p0, np, f0, NF, 0); } while (0)
         if (nf == 16)
-            RF(pop_thr_fixed)(jb, p0, np, f0, 16);
+            PTF(16);
         else if (nf == 32)
-            RF(pop_thr_fixed)(jb, p0, np, f0, 32);
+            PTF(32);
         else
-            RF(pop_thr_fixed)(jb, p0, np, f0, 64);
+            PTF(64);
+#undef PTF
         return 1;
     }
-#endif
-    if (jb->src != SRC_POP || jb->o->kind != EBNN_OUT_FLOAT)
+    if (src == SRC_I32)
         return 0;
-    if (nf == 16)
-        PFF(16);
-    if (nf == 32)
-        PFF(32);
-    if (nf == 64)
-        PFF(64);
-#undef PFF
-    return 0;
+    if (o->kind == EBNN_OUT_BITS) {
+        /* float sums' sign bits (thresholds are not defined for them) */
+        if (src != SRC_F32 || !whole_word)
+            return 0;
+#define FB(NF) do { if (res) RF(float_fixed)(jb, p0, np, f0, NF, SRC_F32, 1, 0, 1); \
+                    else RF(float_fixed)(jb, p0, np, f0, NF, SRC_F32, 0, 0, 1); } while (0)
+        if (nf == 16)
+            FB(16);
+        else if (nf == 32)
+            FB(32);
+        else
+            FB(64);
+#undef FB
+        return 1;
+    }
+    if (o->kind != EBNN_OUT_FLOAT)
+        return 0;
+#define FFR(S, NF, R) \
+    do { \
+        if (cl == 0) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 0, 0); \
+        else if (cl == 1) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 1, 0); \
+        else if (cl == 2) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 2, 0); \
+        else RF(float_fixed)(jb, p0, np, f0, NF, S, R, 3, 0); \
+    } while (0)
+#define FF(S, NF) do { if (res) FFR(S, NF, 1); else FFR(S, NF, 0); } while (0)
+#define FFW(S) do { if (nf == 16) FF(S, 16); else if (nf == 32) FF(S, 32); else FF(S, 64); } while (0)
+    if (src == SRC_POP)
+        FFW(SRC_POP);
+    else
+        FFW(SRC_F32);
+#undef FFW
+#undef FF
+#undef FFR
+    return 1;
 }
 
 /* The stage over rows i < np (pixels p0 + i) and filters [f0, f0 + nf),
  * nf <= ROW_CHUNK (one chunk of rows_run). */
 ROWS_TARGET static void RF(rows_chunk)(const rows_job *jb, int64_t p0, int np, int f0, int nf)
 {
-    if (RF(pop_float_any)(jb, p0, np, f0, nf))
+    if (RF(fixed_any)(jb, p0, np, f0, nf))
         return;
     const ebnn_output *o = jb->o;
     const int out_c = jb->out_c, src = jb->src;

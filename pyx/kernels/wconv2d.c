@@ -164,8 +164,7 @@ void ebnn_wconv2d(const ebnn_conv_geom *g, const float *in, const uint64_t *w,
         }
         fn(npix, (int64_t)g->stride_w * g->in_c, nt, xs, wtap, g->in_c, w,
            taps * words, g->out_c, acc, g->out_c);
-        for (int j = 0; j < npix; j++)
-            ebnn_output_apply_f32(o, g->out_c, p + j, 0, g->out_c, acc + j * g->out_c);
+        ebnn_output_apply_f32_rows(o, g->out_c, p, npix, 0, g->out_c, acc, g->out_c);
         p += npix;
     }
 }
@@ -193,8 +192,7 @@ void ebnn_wdense(int batch, int in_c, int out_c, const float *in,
         for (int64_t f = fb; f < fe; f += DENSE_CHUNK) {
             int nf = (int)(fe - f < DENSE_CHUNK ? fe - f : DENSE_CHUNK);
             fn(npix, in_c, 1, &x, &zero, in_c, w + f * words, words, nf, acc, DENSE_CHUNK);
-            for (int j = 0; j < npix; j++)
-                ebnn_output_apply_f32(o, out_c, r + j, (int)f, nf, acc + j * DENSE_CHUNK);
+            ebnn_output_apply_f32_rows(o, out_c, r, npix, (int)f, nf, acc, DENSE_CHUNK);
         }
     }
 }
