@@ -56,6 +56,26 @@ def stage_args(rng, shape, o):
     }
 
 
+def check_every_isa(xp, c, wp, k, s, p, args, want, kind, threads=(1, 2, 3)):
+    """E.bconv2d with output `args` on every ISA and thread count: equal to
+    the model `want` (float within rounding, the rest exactly) and, byte for
+    byte, to the ref ISA's output. -> the number of runs checked."""
+    ref_bytes, runs = None, 0
+    for name in ISAS:
+        with isa(name):
+            for nt in threads:
+                got = E.bconv2d(xp, c, wp, k, strides=s, padding=p, num_threads=nt, **args)
+                msg = f"{kind} isa={name} threads={nt}"
+                if args["out"] == "float":
+                    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=msg)
+                else:
+                    np.testing.assert_array_equal(got, want, err_msg=msg)
+                ref_bytes = got.tobytes() if ref_bytes is None else ref_bytes   # ISAS[0] == "ref"
+                assert got.tobytes() == ref_bytes, msg
+                runs += 1
+    return runs
+
+
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_narrow_bconv_every_output_isa_and_thread(case):
     c, k, s, p = case
@@ -66,20 +86,7 @@ def test_narrow_bconv_every_output_isa_and_thread(case):
     for kind, args in stage_args(rng, dot.shape, o).items():
         stage = {a: v for a, v in args.items() if a != "out"}
         want = ref_stage(dot, args["out"], **stage)
-        ref_bytes = None
-        for name in ISAS:
-            with isa(name):
-                for nt in (1, 2, 3):
-                    got = E.bconv2d(xp, c, wp, k, strides=s, padding=p, num_threads=nt, **args)
-                    msg = f"{kind} isa={name} threads={nt}"
-                    if args["out"] == "float":
-                        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=msg)
-                    else:
-                        np.testing.assert_array_equal(got, want, err_msg=msg)
-                    if ref_bytes is None:
-                        ref_bytes = got.tobytes()   # ISAS starts with "ref"
-                    assert got.tobytes() == ref_bytes, msg
-                    checked += 1
+        checked += check_every_isa(xp, c, wp, k, s, p, args, want, kind)
     assert ISAS[0] == "ref" and checked == 9 * 3 * len(ISAS)
 
 
@@ -121,18 +128,7 @@ def test_narrow_bconv_wide_rows(case):
         args = variants[kind]
         stage = {a: v for a, v in args.items() if a != "out"}
         want = ref_stage(dot, args["out"], **stage)
-        ref_bytes = None
-        for name in ISAS:
-            with isa(name):
-                for nt in (1, 2, 3):
-                    got = E.bconv2d(xp, c, wp, k, strides=s, padding=p, num_threads=nt, **args)
-                    msg = f"{kind} isa={name} threads={nt}"
-                    if args["out"] == "float":
-                        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=msg)
-                    else:
-                        np.testing.assert_array_equal(got, want, err_msg=msg)
-                    ref_bytes = got.tobytes() if ref_bytes is None else ref_bytes
-                    assert got.tobytes() == ref_bytes, msg
+        check_every_isa(xp, c, wp, k, s, p, args, want, kind)
 
 
 @pytest.mark.parametrize("c", [3, 16, 70])
@@ -180,15 +176,4 @@ def test_narrow_widths_float_stage_bits_equal_ref(o, c, p):
         stage = {a: v for a, v in args.items() if a != "out"}
         with np.errstate(invalid="ignore"):
             want = ref_stage(dot, args["out"], **stage)
-        ref_bytes = None
-        for name in ISAS:
-            with isa(name):
-                for nt in (1, 2):
-                    got = E.bconv2d(xp, c, wp, 3, padding=p, num_threads=nt, **args)
-                    msg = f"{kind} isa={name} threads={nt}"
-                    if args["out"] == "float":
-                        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=msg)
-                    else:
-                        np.testing.assert_array_equal(got, want, err_msg=msg)
-                    ref_bytes = got.tobytes() if ref_bytes is None else ref_bytes
-                    assert got.tobytes() == ref_bytes, msg
+        check_every_isa(xp, c, wp, 3, 1, p, args, want, kind, threads=(1, 2))
