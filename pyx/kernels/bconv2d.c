@@ -109,7 +109,8 @@ static int direct_rows(const ebnn_conv_geom *g)
 typedef struct {
     const ebnn_conv_geom *g;
     int32_t *corr, *base[SLOTS];
-    int key[SLOTS][4], used, next, evicted;
+    uint64_t key[SLOTS]; /* in-image tap box ky0, ky1, kx0, kx1: 16 bits each */
+    int used, next, evicted;
 } pad_fix;
 
 static size_t pad_fix_bytes(const ebnn_conv_geom *g)
@@ -248,8 +249,12 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
                   ix0 < 0 ? -ix0 : 0, g->in_w - ix0 < g->kw ? g->in_w - ix0 : g->kw};
     if (key[0] == 0 && key[1] == g->kh && key[2] == 0 && key[3] == g->kw)
         return NULL;
+    /* one integer compare per cached pattern (a memcmp call each was most
+     * of this function's cost on border-heavy layers such as LeNet's) */
+    uint64_t packed = (uint64_t)(uint16_t)key[0] | (uint64_t)(uint16_t)key[1] << 16 |
+                      (uint64_t)(uint16_t)key[2] << 32 | (uint64_t)(uint16_t)key[3] << 48;
     for (int i = 0; i < pf->used; i++)
-        if (!memcmp(pf->key[i], key, sizeof key))
+        if (pf->key[i] == packed)
             return pf->base[i];
     int slot = pf->next;
     pf->next = (pf->next + 1) % SLOTS;
@@ -257,7 +262,7 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
         pf->used++;
     else
         pf->evicted = 1; /* pointers handed out earlier may now be stale */
-    memcpy(pf->key[slot], key, sizeof key);
+    pf->key[slot] = packed;
     int32_t *b = pf->base[slot], oc = g->out_c;
     for (int f = 0; f < oc; f++)
         b[f] = g->kh * g->kw * g->in_c;
