@@ -110,7 +110,7 @@ typedef struct {
     const ebnn_conv_geom *g;
     int32_t *corr, *base[SLOTS];
     uint64_t key[SLOTS]; /* in-image tap box ky0, ky1, kx0, kx1: 16 bits each */
-    int used, next, evicted;
+    int used, next, evicted, last; /* last: the slot found or made last */
 } pad_fix;
 
 static size_t pad_fix_bytes(const ebnn_conv_geom *g)
@@ -236,7 +236,7 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
             pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
     for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
-    pf->used = pf->next = pf->evicted = 0;
+    pf->used = pf->next = pf->evicted = pf->last = 0;
 }
 
 /* base vector of output pixel (oy, ox), or NULL if all its taps are inside
@@ -253,9 +253,14 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
      * of this function's cost on border-heavy layers such as LeNet's) */
     uint64_t packed = (uint64_t)(uint16_t)key[0] | (uint64_t)(uint16_t)key[1] << 16 |
                       (uint64_t)(uint16_t)key[2] << 32 | (uint64_t)(uint16_t)key[3] << 48;
+    /* neighbouring border pixels mostly share a pattern: try the last first */
+    if (pf->used && pf->key[pf->last] == packed)
+        return pf->base[pf->last];
     for (int i = 0; i < pf->used; i++)
-        if (pf->key[i] == packed)
+        if (pf->key[i] == packed) {
+            pf->last = i;
             return pf->base[i];
+        }
     int slot = pf->next;
     pf->next = (pf->next + 1) % SLOTS;
     if (pf->used < SLOTS)
@@ -263,6 +268,7 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
     else
         pf->evicted = 1; /* pointers handed out earlier may now be stale */
     pf->key[slot] = packed;
+    pf->last = slot;
     int32_t *b = pf->base[slot], oc = g->out_c;
     for (int f = 0; f < oc; f++)
         b[f] = g->kh * g->kw * g->in_c;
