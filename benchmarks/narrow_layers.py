@@ -16,11 +16,12 @@ import argparse
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+
+import clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -41,14 +42,7 @@ OUTS = ["float+res", "bits thr", "int32"]
 
 
 def median_us(fn, runs, warmup):
-    for _ in range(warmup):
-        fn()
-    t = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        t[i] = time.perf_counter() - t0
-    return float(np.median(t)) * 1e6
+    return float(np.median(clock.timings(fn, runs, warmup))) * 1e6
 
 
 def kernel_case(rng, h, w, c, o, k, s, pad, out):

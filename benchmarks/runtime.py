@@ -23,6 +23,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
+import clock  # noqa: E402
 from model_zoo import Net  # noqa: E402
 from edgebnn.model import Model  # noqa: E402
 
@@ -72,14 +73,7 @@ MODELS = {"lenet": lenet, "resnet20": resnet20}
 
 
 def timings(fn, runs):
-    for _ in range(max(20, runs // 20)):     # warm caches, plan pool, OpenMP team
-        fn()
-    out = np.empty(runs)
-    for i in range(runs):
-        t = time.perf_counter()
-        fn()
-        out[i] = time.perf_counter() - t
-    return out
+    return clock.timings(fn, runs, max(20, runs // 20))
 
 
 def overhead_row(name, model, x, threads, runs):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+import clock
+
 ROOT = Path(__file__).resolve().parents[1]
 PEER_NETS = ["lenet.ebnn", "resnet20.ebnn", "bireal18.ebnn"]
 SHIPPED = str(ROOT / "edgebnn/models/lenet_mnist.ebnn")
@@ -76,13 +78,7 @@ def measure(nets, runs, budget):
         m.threads = 1
         shape = [1] + [int(d) for d in m.input_spec.shape]
         x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
-        for _ in range(max(20, runs // 5)):
-            m.run(x)
-        t = np.empty(runs)
-        for i in range(runs):
-            t0 = time.perf_counter()
-            m.run(x)
-            t[i] = time.perf_counter() - t0
+        t = clock.timings(lambda: m.run(x), runs, max(20, runs // 5))
         steps = m.profile(x, repeats=max(30, runs // 3))
         res["nets"][Path(path).name] = {"run": float(np.median(t)),
                                         "steps": [[s, float(v)] for s, v in steps]}
