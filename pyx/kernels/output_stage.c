@@ -23,36 +23,18 @@
 #include <arm_neon.h>
 #endif
 
-/* v[i] = acc*ps [*mul] [+bias] [+residual] for filters f0..f0+n */
-static void stage_values_i32(const ebnn_output *o, int out_c, int64_t pixel,
-                             int f0, int n, const int32_t *restrict acc,
-                             float ps, float *restrict v)
+/* v[i] = acc*ps [*mul] [+bias] [+residual] for filters f0..f0+n; acc is
+ * the integer dot ai or, when ai is NULL, the float sum af */
+static void stage_values(const ebnn_output *o, int out_c, int64_t pixel, int f0, int n,
+                         const int32_t *restrict ai, const float *restrict af,
+                         float ps, float *restrict v)
 {
-    for (int i = 0; i < n; i++)
-        v[i] = (float)acc[i] * ps;
-    if (o->mul) {
-        const float *restrict m = o->mul + f0;
+    if (ai)
         for (int i = 0; i < n; i++)
-            v[i] *= m[i];
-    }
-    if (o->bias) {
-        const float *restrict b = o->bias + f0;
+            v[i] = (float)ai[i] * ps;
+    else
         for (int i = 0; i < n; i++)
-            v[i] += b[i];
-    }
-    if (o->residual) {
-        const float *restrict r = o->residual + pixel * out_c + f0;
-        for (int i = 0; i < n; i++)
-            v[i] += r[i];
-    }
-}
-
-static void stage_values_f32(const ebnn_output *o, int out_c, int64_t pixel,
-                             int f0, int n, const float *restrict acc,
-                             float ps, float *restrict v)
-{
-    for (int i = 0; i < n; i++)
-        v[i] = acc[i] * ps;
+            v[i] = af[i] * ps;
     if (o->mul) {
         const float *restrict m = o->mul + f0;
         for (int i = 0; i < n; i++)
@@ -135,15 +117,19 @@ static void threshold_flags(const ebnn_output *o, int f, int n,
     }
 }
 
-void ebnn_output_apply_i32(const ebnn_output *o, int out_c, int64_t pixel,
-                           int f0, int nf, const int32_t *acc)
+/* the per-pixel stage for the integer dot ai or (ai NULL) the float sum
+ * af; thresholds apply to integer dots only */
+static void apply_pixel(const ebnn_output *o, int out_c, int64_t pixel, int f0, int nf,
+                        const int32_t *ai, const float *af)
 {
     float ps = o->pixel_scale ? o->pixel_scale[pixel] : 1.0f;
-    if (o->kind == EBNN_OUT_INT32) {
-        memcpy((int32_t *)o->out + pixel * out_c + f0, acc, (size_t)nf * sizeof(int32_t));
-    } else if (o->kind == EBNN_OUT_FLOAT) {
+    if (o->kind == EBNN_OUT_INT32 && ai) {
+        memcpy((int32_t *)o->out + pixel * out_c + f0, ai, (size_t)nf * sizeof(int32_t));
+    } else if (o->kind != EBNN_OUT_BITS) {
+        /* (INT32 has no meaning for float sums; the wrappers refuse it, and
+         * here it degrades to the float store rather than writing garbage) */
         float *out = (float *)o->out + pixel * out_c + f0;
-        stage_values_i32(o, out_c, pixel, f0, nf, acc, ps, out);
+        stage_values(o, out_c, pixel, f0, nf, ai, af, ps, out);
         clamp_all(out, nf, o->clamp_lo, o->clamp_hi);
     } else {
         uint8_t neg[64];
@@ -153,10 +139,11 @@ void ebnn_output_apply_i32(const ebnn_output *o, int out_c, int64_t pixel,
             int wi = f / 64, lo = f % 64;
             int hi = (end - wi * 64) < 64 ? end - wi * 64 : 64;
             memset(neg, 0, sizeof neg);
-            if (o->thr) {
-                threshold_flags(o, f, hi - lo, acc + (f - f0), neg + lo);
+            if (ai && o->thr) {
+                threshold_flags(o, f, hi - lo, ai + (f - f0), neg + lo);
             } else {
-                stage_values_i32(o, out_c, pixel, f, hi - lo, acc + (f - f0), ps, v);
+                stage_values(o, out_c, pixel, f, hi - lo, ai ? ai + (f - f0) : NULL,
+                             ai ? NULL : af + (f - f0), ps, v);
                 for (int i = 0; i < hi - lo; i++)
                     neg[lo + i] = v[i] < 0.0f;
             }
@@ -166,31 +153,10 @@ void ebnn_output_apply_i32(const ebnn_output *o, int out_c, int64_t pixel,
     }
 }
 
-static void apply_f32_pixel(const ebnn_output *o, int out_c, int64_t pixel,
-                            int f0, int nf, const float *acc)
+void ebnn_output_apply_i32(const ebnn_output *o, int out_c, int64_t pixel,
+                           int f0, int nf, const int32_t *acc)
 {
-    float ps = o->pixel_scale ? o->pixel_scale[pixel] : 1.0f;
-    if (o->kind == EBNN_OUT_BITS) {
-        uint8_t neg[64];
-        float v[64];
-        int f = f0, end = f0 + nf;
-        while (f < end) {
-            int wi = f / 64, lo = f % 64;
-            int hi = (end - wi * 64) < 64 ? end - wi * 64 : 64;
-            memset(neg, 0, sizeof neg);
-            stage_values_f32(o, out_c, pixel, f, hi - lo, acc + (f - f0), ps, v);
-            for (int i = 0; i < hi - lo; i++)
-                neg[lo + i] = v[i] < 0.0f;
-            put_bits(o, out_c, pixel, wi, lo, hi, pack_flags(neg));
-            f = wi * 64 + hi;
-        }
-    } else {
-        /* INT32 has no meaning for float sums; the wrappers refuse it, and
-         * here it degrades to the float store rather than writing garbage */
-        float *out = (float *)o->out + pixel * out_c + f0;
-        stage_values_f32(o, out_c, pixel, f0, nf, acc, ps, out);
-        clamp_all(out, nf, o->clamp_lo, o->clamp_hi);
-    }
+    apply_pixel(o, out_c, pixel, f0, nf, acc, NULL);
 }
 
 /* ------------------------------------------------------------- rows --- */
@@ -244,7 +210,8 @@ static void rows_ref(rows_job *jb, int64_t p0, int np, int f0, int nf)
     int32_t d[ROW_CHUNK];
     for (int i = 0; i < np; i++) {
         if (jb->src == SRC_F32) {
-            apply_f32_pixel(jb->o, jb->out_c, p0 + i, f0, nf, jb->acc_f + i * jb->ld + (f0 - jb->f0));
+            apply_pixel(jb->o, jb->out_c, p0 + i, f0, nf, NULL,
+                        jb->acc_f + i * jb->ld + (f0 - jb->f0));
             continue;
         }
         const int32_t *a = jb->acc_i + i * jb->ld + (f0 - jb->f0);
@@ -324,7 +291,7 @@ void ebnn_output_apply_f32(const ebnn_output *o, int out_c, int64_t pixel,
 {
     int isa = ebnn_isa_get();
     if (isa == EBNN_ISA_REF || nf > ROW_CHUNK) {
-        apply_f32_pixel(o, out_c, pixel, f0, nf, acc);
+        apply_pixel(o, out_c, pixel, f0, nf, NULL, acc);
         return;
     }
     int clamp = !(o->clamp_lo == -INFINITY && o->clamp_hi == INFINITY);
