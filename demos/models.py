@@ -43,9 +43,4 @@ def dataset_of(model):
 
 
 def executor_note(model):
-    if hasattr(model, "isa"):          # runtimes that always run the engine
-        return f"compiled engine, ISA {model.isa}"
-    if getattr(model, "backend", None) == "engine":
-        from edgebnn import _engine
-        return f"compiled engine, ISA {_engine.get_isa()}"
-    return "numpy fallback executor (compiled engine not built)"
+    return f"compiled engine, ISA {model.isa}"
