@@ -65,11 +65,11 @@ def save_digit_model(path, invert=False):
     return str(path)
 
 
-def save_colour_model(path):
+def save_colour_model(path, size=32):
     """Dominant colour of a photo: red / green / blue (exact by construction)."""
-    pre = {"size": [32, 32], "channels": 3, "scale": 1 / 255, "mean": [0, 0, 0],
+    pre = {"size": [size, size], "channels": 3, "scale": 1 / 255, "mean": [0, 0, 0],
            "std": [1, 1, 1], "invert": False}
-    b = GraphBuilder([32, 32, 3], preprocess=pre, name="colours")
+    b = GraphBuilder([size, size, 3], preprocess=pre, name="colours")
     b.add("global_avgpool")
     b.add("dense", dict(units=3, scheme="float", alpha="none", input_scaling="none",
                         use_bias=False), dict(weight=np.eye(3, dtype=np.float32) * 10))

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import demo_models
 import model_zoo
-from edgebnn import GraphBuilder, save
+from edgebnn import save
 from edgebnn.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,16 +28,7 @@ def zoo_file(tmp_path):
 def colour_model(tmp_path):
     """Classifies flat-colour images by their dominant channel: red, green,
     blue. Exact by construction, so eval must report accuracy 1."""
-    pre = {"size": [4, 4], "channels": 3, "scale": 1 / 255, "mean": [0, 0, 0],
-           "std": [1, 1, 1], "invert": False}
-    b = GraphBuilder([4, 4, 3], preprocess=pre, name="colours")
-    b.add("global_avgpool")
-    b.add("dense", dict(units=3, scheme="float", alpha="none", input_scaling="none",
-                        use_bias=False), dict(weight=np.eye(3, dtype=np.float32) * 10))
-    b.add("softmax")
-    path = tmp_path / "colours.ebnn"
-    save(path, b.build(labels=["red", "green", "blue"]))
-    return str(path)
+    return demo_models.save_colour_model(tmp_path / "colours.ebnn", size=4)
 
 
 def _colour_folder(root):
