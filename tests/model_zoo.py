@@ -2,6 +2,8 @@
 writer's GraphBuilder, in every scheme, with parameters drawn so that
 batchnorm thresholds land inside the dot range (negative and zero gammas
 included, to exercise flips and constant channels)."""
+import zlib
+
 import numpy as np
 
 from edgebnn import GraphBuilder
@@ -196,6 +198,17 @@ def awkward_chain(rng, channels, size, stride, padding, scheme, head="sign"):
     net.bn(spread=5.0)
     net.op("global_avgpool")
     return net.build(labels=False)
+
+
+def awkward_case(salt, channels, size, stride, padding, scheme):
+    """(graph, input batch of 3) of one AWKWARD case, seeded by the case and
+    `salt` (each test file its own draw); the head after the first conv
+    cycles through sign / relu / none with the channel count."""
+    rng = np.random.default_rng(
+        zlib.crc32(f"{salt}{channels}{size}{stride}{padding}{scheme}".encode()))
+    head = ("sign", "relu", "none")[channels % 3]
+    graph = awkward_chain(rng, channels, size, stride, padding, scheme, head)
+    return graph, rng.standard_normal([3] + graph.input.shape).astype(np.float32)
 
 
 AWKWARD = [(c, size, stride, padding, scheme)

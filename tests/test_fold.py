@@ -169,10 +169,7 @@ def test_origin_names_every_source_op_once():
 
 @pytest.mark.parametrize("channels,size,stride,padding,scheme", model_zoo.AWKWARD)
 def test_awkward_shapes(channels, size, stride, padding, scheme):
-    rng = np.random.default_rng(zlib.crc32(f"{channels}{size}{stride}{padding}{scheme}".encode()))
-    head = ("sign", "relu", "none")[channels % 3]
-    graph = model_zoo.awkward_chain(rng, channels, size, stride, padding, scheme, head)
-    x = rng.standard_normal([3] + graph.input.shape).astype(np.float32)
+    graph, x = model_zoo.awkward_case("", channels, size, stride, padding, scheme)
     np.testing.assert_allclose(NumpyExecutor(fold(graph)).run(x), ref.run(graph, x),
                                rtol=1e-4, atol=1e-4)
 

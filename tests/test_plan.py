@@ -78,10 +78,7 @@ def test_every_isa(isa):
 
 @pytest.mark.parametrize("channels,size,stride,padding,scheme", model_zoo.AWKWARD)
 def test_plan_awkward_shapes(channels, size, stride, padding, scheme):
-    rng = np.random.default_rng(zlib.crc32(f"e{channels}{size}{stride}{padding}{scheme}".encode()))
-    head = ("sign", "relu", "none")[channels % 3]
-    graph = model_zoo.awkward_chain(rng, channels, size, stride, padding, scheme, head)
-    x = rng.standard_normal([3] + graph.input.shape).astype(np.float32)
+    graph, x = model_zoo.awkward_case("e", channels, size, stride, padding, scheme)
     model = Model(graph, threads=2)
     got = model.run(x)
     np.testing.assert_allclose(got, NumpyExecutor(model.plan).run(x), rtol=1e-4, atol=1e-4)
