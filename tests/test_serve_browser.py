@@ -2,6 +2,7 @@
 chromium-driver) driven by Selenium. Draw a digit with the mouse, upload a
 photo, see the top-3 and the latency; upload a non-image and see the error.
 Skipped with a message when Selenium or Chromium is missing."""
+import contextlib
 import math
 import os
 import re
@@ -41,10 +42,17 @@ def new_browser():
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
 
 
-def serve(model_path):
-    httpd = srv.make_server(edgebnn.load(model_path), "browser-test", port=0, quiet=True)
+@contextlib.contextmanager
+def serving(model_path, tflite=None):
+    """The demo server on a free port for the block -> its URL."""
+    httpd = srv.make_server(edgebnn.load(model_path), "browser-test", port=0, tflite=tflite,
+                            quiet=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +65,14 @@ def browser():
 
 @pytest.fixture(scope="module")
 def digits_page(tmp_path_factory):
-    httpd, url = serve(demo_models.save_digit_model(tmp_path_factory.mktemp("m") / "d.ebnn"))
-    yield url
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(demo_models.save_digit_model(tmp_path_factory.mktemp("m") / "d.ebnn")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def colours_page(tmp_path_factory):
-    httpd, url = serve(demo_models.save_colour_model(tmp_path_factory.mktemp("m") / "c.ebnn"))
-    yield url
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(demo_models.save_colour_model(tmp_path_factory.mktemp("m") / "c.ebnn")) as url:
+        yield url
 
 
 def open_page(browser, url):
@@ -164,11 +168,9 @@ def test_tflite_twin_shown_side_by_side(browser, tmp_path):
                           keras.layers.Dense(3, use_bias=False, activation="softmax")])
     k.layers[-1].set_weights([np.eye(3, dtype=np.float32) * 10])
     (tmp_path / "c.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(k).convert())
-    model = edgebnn.load(demo_models.save_colour_model(tmp_path / "c.ebnn"))
-    httpd = srv.make_server(model, "twin", port=0, tflite=str(tmp_path / "c.tflite"), quiet=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        open_page(browser, f"http://127.0.0.1:{httpd.server_address[1]}/")
+    model_path = demo_models.save_colour_model(tmp_path / "c.ebnn")
+    with serving(model_path, tflite=str(tmp_path / "c.tflite")) as url:
+        open_page(browser, url)
         assert browser.find_element(By.ID, "tflite-result").is_displayed()
         img = np.zeros((64, 64, 3), np.uint8)
         img[..., 0] = 230
@@ -180,6 +182,3 @@ def test_tflite_twin_shown_side_by_side(browser, tmp_path):
         assert label == "red" and browser.find_element(By.ID, "tflite-label").text == "red"
         assert browser.find_element(By.ID, "tflite-prob").text == \
             browser.find_element(By.ID, "result-prob").text          # same float network
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
