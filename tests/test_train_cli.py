@@ -166,3 +166,25 @@ def test_cifar10_resnet_few_samples(tmp_path):
     assert run["recipe"]["data"]["augment"] == "crop-flip"
     assert run["input_shape"] == [32, 32, 3] and len(run["classes"]) == 10
     assert len(read_log(out)) == 1
+
+
+def test_keep_writes_a_weights_only_copy_that_exports_the_same(folder_dataset, tmp_path):
+    from edgebnn_export import exporter, keep
+    out, slim = tmp_path / "run", tmp_path / "slim"
+    assert train.main(folder_args(folder_dataset, out, "--epochs", "1")) == 0
+    assert keep.main([str(out), str(slim)]) == 0
+    run = json.loads((slim / "run.json").read_text())
+    assert run["kept"]["weights_only"] and run["kept"]["epoch"] == 1
+    assert (slim / "log.csv").read_text() == (out / "log.csv").read_text()
+    size = lambda d: sum(p.stat().st_size for p in d.rglob("*.data-*"))  # noqa: E731
+    assert size(slim / "best") < size(out / "best")        # no optimizer slots
+
+    full, _ = exporter.load_source(str(out))
+    kept, _ = exporter.load_source(str(slim))
+    assert len(full.weights) == len(kept.weights)
+    for a, b in zip(full.weights, kept.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    # An existing destination is refused and left as it was.
+    assert keep.main([str(out), str(slim)]) == 2
+    assert json.loads((slim / "run.json").read_text()) == run
