@@ -133,7 +133,7 @@ def _check_entry(i, entry):
     if not isinstance(name, str) or not 0 < len(name) <= 256:
         raise ModelError(f"tensor table entry #{i}: name must be 1..256 characters")
     where = f"tensor {short(name)}"
-    if enc not in ENCODINGS:
+    if not isinstance(enc, str) or enc not in ENCODINGS:
         raise ModelError(f"{where}: encoding {short(enc)} not one of {sorted(ENCODINGS)}")
     if not isinstance(shape, list) or len(shape) > 8 or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
