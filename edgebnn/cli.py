@@ -76,6 +76,7 @@ def cmd_info(args):
 
 
 ENCODING_NOTES = {"F32": "float32", "F16": "float16", "Q8": "int8 + per-channel scale",
+                  "Q4": "int4 + per-channel scale",
                   "B1": "1 bit per weight", "U64": "bits in 64-bit words", "I32": "int32",
                   "U8": "uint8"}
 
@@ -289,18 +290,19 @@ def _repack_args(s):
                         "compressed graph (lossless; needs edgebnn >= this version to read)")
     s.add_argument("--float-params", choices=FLOAT_PARAMS_CHOICES, default="f32",
                    help="f32: keep float parameters as they are (lossless); f16: round "
-                        "them to float16; int8: float conv/dense weights as int8 with a "
-                        "scale per output channel, the other float parameters float16 "
-                        "(needs --compact). f16/int8 change outputs slightly")
+                        "them to float16; int8 / int4: float conv/dense weights as int8 / "
+                        "int4 with a scale per output channel, the other float parameters "
+                        "float16 (needs --compact). f16/int8/int4 change outputs: measure "
+                        "with edgebnn eval")
     s.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
 
-FLOAT_PARAMS_CHOICES = ("f32", "f16", "int8")
+FLOAT_PARAMS_CHOICES = ("f32", "f16", "int8", "int4")
 
 COMMANDS = {
     "info": ("layers, parameter bytes, compression, ISA",
              "Validate a model file and describe it.", _info_args, cmd_info),
-    "repack": ("rewrite a model file in another storage (compact, float16, int8)",
+    "repack": ("rewrite a model file in another storage (compact, float16, int8, int4)",
                "Re-encode a .ebnn file: format version 2 (--compact) and/or rounded float "
                "parameters (--float-params).", _repack_args, cmd_repack),
     "classify": ("top-k labels for images",

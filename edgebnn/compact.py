@@ -1,8 +1,8 @@
 """The compact (format version 2) encodings: every parameter in one `data`
 byte string described by a table in the graph document, binary weights at
 one bit each (each row of C channels in ceil(C/8) bytes, not whole 64-bit
-words), float layers optionally as float16 or
-int8 with per-channel scales, and the graph document zlib-compressed
+words), float layers optionally as float16, or int8 / int4 with per-channel
+scales, and the graph document zlib-compressed
 (docs/FORMAT.md section 8).
 
 Decoding produces exactly the arrays a version-1 file holds (packed uint64
@@ -33,8 +33,10 @@ ENCODINGS = {
     "U64": (8, np.dtype("<u8")),
     "B1": (1, np.dtype("<u8")),     # signs, 1 bit each, decoded to packed words
     "Q8": (4, np.dtype("<f4")),     # F32 scale per channel + int8 values
+    "Q4": (4, np.dtype("<f4")),     # F32 scale per channel + int4 values, 2 a byte
 }
-FLOAT_PARAMS = ("f32", "f16", "int8")
+FLOAT_PARAMS = ("f32", "f16", "int8", "int4")
+QUANT_LEVELS = {"Q8": 127, "Q4": 7}     # symmetric: values -L..L
 
 
 # ------------------------------------------------------------- sizes ---
@@ -45,6 +47,8 @@ def stored_bytes(enc, shape):
         return n // shape[-1] * ((shape[-1] + 7) // 8) if shape[-1] else 0
     if enc == "Q8":
         return 4 * shape[0] + n
+    if enc == "Q4":
+        return 4 * shape[0] + (n + 1) // 2
     return n * ENCODINGS[enc][1].itemsize
 
 
@@ -60,15 +64,33 @@ def _bits_rows(packed, channels):
     return np.ascontiguousarray(rows[:, :(channels + 7) // 8]).tobytes()
 
 
-def quantize_int8(w):
+def quantize(w, levels=127):
     """float [O, ...] -> (float32 scale [O], int8 q [O, ...]) with
-    w ~ q * scale, symmetric per output channel (q in -127..127)."""
+    w ~ q * scale, symmetric per output channel (q in -levels..levels)."""
     w = np.asarray(w, np.float32)
     peak = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) if w.size else np.zeros(w.shape[0])
-    scale = (peak / 127.0).astype(np.float32)
+    scale = (peak / np.float32(levels)).astype(np.float32)
     safe = np.where(scale > 0, scale, np.float32(1)).reshape((-1,) + (1,) * (w.ndim - 1))
-    q = np.clip(np.rint(w / safe), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(w / safe), -levels, levels).astype(np.int8)
     return scale, q
+
+
+def _nibbles(q):
+    """int8 values in -7..7 -> bytes, two a byte (first value in the low
+    nibble, two's complement); an odd count leaves the last high nibble 0."""
+    u = (q.reshape(-1).astype(np.int16) & 0xF).astype(np.uint8)
+    if u.size % 2:
+        u = np.append(u, np.uint8(0))
+    return (u[0::2] | (u[1::2] << 4)).tobytes()
+
+
+def _from_nibbles(raw, n):
+    b = np.frombuffer(raw, np.uint8)
+    u = np.empty(2 * b.size, np.uint8)
+    u[0::2], u[1::2] = b & 0xF, b >> 4
+    if u.size > n and u[n]:
+        return None
+    return (u[:n].astype(np.int8) ^ 8) - 8          # sign-extend the nibbles
 
 
 def encode(entries):
@@ -84,10 +106,10 @@ def encode(entries):
         if enc == "B1":
             shape = list(arr.shape[:-1]) + [channels]
             blob = _bits_rows(arr, channels)
-        elif enc == "Q8":
+        elif enc in QUANT_LEVELS:
             shape = list(arr.shape)
-            scale, q = quantize_int8(arr)
-            blob = scale.astype("<f4").tobytes() + q.tobytes()
+            scale, q = quantize(arr, QUANT_LEVELS[enc])
+            blob = scale.astype("<f4").tobytes() + (q.tobytes() if enc == "Q8" else _nibbles(q))
         else:
             shape = list(arr.shape)
             blob = np.ascontiguousarray(arr, ENCODINGS[enc][1]).tobytes()
@@ -139,7 +161,7 @@ def _check_entry(i, entry):
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise ModelError(f"{where}: shape must be a list of at most 8 non-negative "
                          f"integers, got {short(shape)}")
-    if enc in ("B1", "Q8") and (not shape or shape[-1 if enc == "B1" else 0] == 0):
+    if enc in ("B1", "Q8", "Q4") and (not shape or shape[-1 if enc == "B1" else 0] == 0):
         raise ModelError(f"{where}: {enc} needs a shape with a non-zero "
                          f"{'last' if enc == 'B1' else 'first'} axis")
     return name, enc, shape, where
@@ -155,15 +177,20 @@ def _decode_one(enc, shape, raw, where):
         out = np.zeros((rows.shape[0], words(c) * 8), np.uint8)
         out[:, :nb] = rows
         return out.view("<u8").reshape(tuple(shape[:-1]) + (words(c),))
-    if enc == "Q8":
-        o = shape[0]
+    if enc in QUANT_LEVELS:
+        o, levels = shape[0], QUANT_LEVELS[enc]
         scale = np.frombuffer(raw, "<f4", count=o)
         if not np.all(np.isfinite(scale)) or np.any(scale < 0):
-            raise ModelError(f"{where}: int8 scales must be finite and non-negative")
-        q = np.frombuffer(raw, np.int8, offset=4 * o).reshape(shape)
-        if np.any(q == -128):
-            raise ModelError(f"{where}: int8 values must be in -127..127")
-        return (q.astype(np.float32) * scale.reshape((o,) + (1,) * (len(shape) - 1)))
+            raise ModelError(f"{where}: quantization scales must be finite and non-negative")
+        if enc == "Q8":
+            q = np.frombuffer(raw, np.int8, offset=4 * o)
+        else:
+            q = _from_nibbles(raw[4 * o:], math.prod(shape))
+            if q is None:
+                raise ModelError(f"{where}: the unused last nibble is not 0")
+        if np.any(q < -levels):
+            raise ModelError(f"{where}: quantized values must be in -{levels}..{levels}")
+        return q.reshape(shape).astype(np.float32) * scale.reshape((o,) + (1,) * (len(shape) - 1))
     dtype = ENCODINGS[enc][1]
     return np.frombuffer(raw, dtype).reshape(shape)
 

@@ -22,6 +22,7 @@ COMPACT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
 FLOAT_PARAMS = v2.FLOAT_PARAMS
 F16_MAX = float(np.finfo(np.float16).max)
+QUANTIZED = {"int8": "Q8", "int4": "Q4"}     # float_params -> weight encoding
 
 
 def _float_weight_roles(graph):
@@ -41,23 +42,23 @@ def plan_encodings(graph, float_params="f32", compact_layout=False):
     """[(name, encoding, array, channels or None)] in data order: the encoding
     each parameter gets. float_params: f32 keeps floats as they are (float32
     or already-float16), f16 stores every float parameter as float16, int8
-    stores float conv/dense weights as int8 + a float32 scale per output
-    channel and the other float parameters as float16."""
+    (int4) stores float conv/dense weights as int8 (int4) + a float32 scale
+    per output channel and the other float parameters as float16."""
     if float_params not in FLOAT_PARAMS:
         raise ValueError(f"float_params must be one of {list(FLOAT_PARAMS)}, got {float_params!r}")
-    if float_params == "int8" and not compact_layout:
-        raise ValueError("float_params='int8' needs the compact layout (compact=True)")
+    if float_params in QUANTIZED and not compact_layout:
+        raise ValueError(f"float_params={float_params!r} needs the compact layout (compact=True)")
     channels = {}
     for op in graph.ops:
         for role, tname in op.tensor_names.items():
             if op.params[role].dtype == np.uint64:
                 channels[tname] = op.fan_in
-    quantize = _float_weight_roles(graph) if float_params == "int8" else set()
+    quantize = _float_weight_roles(graph) if float_params in QUANTIZED else set()
     out = []
     for name, arr in graph.tensors().items():
         floating = arr.dtype.kind == "f"
         if name in quantize and arr.ndim >= 1 and arr.shape[0] > 0:
-            out.append((name, "Q8", arr, None))
+            out.append((name, QUANTIZED[float_params], arr, None))
             continue
         if floating and float_params != "f32":
             arr = _to_half(name, arr)
@@ -89,7 +90,7 @@ def to_bytes(graph, compact=False, float_params="f32"):
 def save(path, graph, overwrite=False, compact=False, float_params="f32"):
     """Write a validated Graph to path (refuses to replace a file unless
     overwrite=True). compact=True writes format version 2 (lossless by
-    itself); float_params 'f16' / 'int8' round float parameters (lossy, see
+    itself); float_params 'f16' / 'int8' / 'int4' round float parameters (lossy, see
     plan_encodings). Returns the Graph as the file holds it."""
     # round-trip the document through the validator: never write a file
     # the loader would refuse

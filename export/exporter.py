@@ -235,7 +235,7 @@ def export(source, output, *, force=False, data=None, dataset=None, samples=None
            compact=False, float_params="f32"):
     """Export SOURCE to OUTPUT after the equivalence check -> Report.
     Raises ExportError (file not written) on any refusal or failed check.
-    compact: write format version 2 (lossless). float_params f16 / int8:
+    compact: write format version 2 (lossless). float_params f16/int8/int4:
     round the float parameters when writing (lossy): the checked plan is
     float32, so the file is then compared with it and the difference logged
     (top-1 agreement, largest output difference, accuracy on labelled
@@ -350,11 +350,12 @@ def build_parser():
     p.add_argument("--compact", action="store_true",
                    help="write format version 2: 1 bit per binary weight, one data tensor, "
                         "compressed graph (lossless; older edgebnn releases cannot read it)")
-    p.add_argument("--float-params", choices=("f32", "f16", "int8"), default="f32",
+    p.add_argument("--float-params", choices=("f32", "f16", "int8", "int4"), default="f32",
                    help="storage of float parameters: f32 (default, exact), f16 (float16), "
-                        "int8 (float conv/dense weights int8 with a scale per output channel, "
-                        "other float parameters float16; needs --compact). f16/int8 are "
-                        "lossy: the export log reports their effect on the check inputs")
+                        "int8 / int4 (float conv/dense weights int8 / int4 with a scale per "
+                        "output channel, other float parameters float16; need --compact). "
+                        "f16/int8/int4 are lossy: the export log reports their effect on "
+                        "the check inputs")
     p.add_argument("--backend", choices=("auto", "numpy"), default="auto",
                    help="ops are checked one by one in numpy; the whole file runs on the "
                         "compiled engine (auto, when built) or in numpy too")

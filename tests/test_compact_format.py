@@ -11,7 +11,7 @@ from safetensors.numpy import load as st_load
 
 import model_zoo
 from edgebnn import ModelError, load, load_graph, save
-from edgebnn.compact import MAX_INFLATE, quantize_int8
+from edgebnn.compact import MAX_INFLATE, QUANT_LEVELS, quantize
 from edgebnn.fold import fold
 from edgebnn.format import byte_breakdown, to_bytes
 from edgebnn.model import Model
@@ -112,10 +112,12 @@ def test_f16_params_load_and_run(tmp_path, compact):
     assert np.mean(np.argmax(got, 1) == np.argmax(ref, 1)) >= 0.5
 
 
-def test_int8_weights_per_channel(tmp_path):
+@pytest.mark.parametrize("float_params,enc", [("int8", "Q8"), ("int4", "Q4")])
+def test_quantized_weights_per_channel(tmp_path, float_params, enc):
     graph = fold(zoo_graph("alexnet", "binary"))
-    back = save(tmp_path / "q.ebnn", graph, compact=True, float_params="int8")
-    quantized = {n for n, (enc, _, _) in back.storage.items() if enc == "Q8"}
+    back = save(tmp_path / "q.ebnn", graph, compact=True, float_params=float_params)
+    quantized = {n for n, (e, _, _) in back.storage.items() if e == enc}
+    levels = QUANT_LEVELS[enc]
     assert quantized, back.storage
     for op in back.ops:
         for role, tname in op.tensor_names.items():
@@ -123,11 +125,12 @@ def test_int8_weights_per_channel(tmp_path):
             got = back.tensors()[tname]
             if tname in quantized:
                 assert role == "weight" and op.attrs["scheme"] == "float"
-                scale, q = quantize_int8(orig)
+                scale, q = quantize(orig, levels)
+                assert np.abs(q).max() == levels
                 assert got.dtype == np.float32
                 np.testing.assert_array_equal(
                     got, q.astype(np.float32) * scale.reshape((-1,) + (1,) * (q.ndim - 1)))
-                step = np.abs(orig.reshape(len(orig), -1)).max(1) / 127
+                step = np.abs(orig.reshape(len(orig), -1)).max(1) / levels
                 err = np.abs(got - orig).reshape(len(orig), -1).max(1)
                 assert np.all(err <= step * 0.5 + 1e-7)
             elif orig.dtype.kind == "f":
@@ -139,11 +142,12 @@ def test_int8_weights_per_channel(tmp_path):
 
 
 def test_int8_zero_filter_and_options():
-    scale, q = quantize_int8(np.zeros((2, 3), np.float32))
+    scale, q = quantize(np.zeros((2, 3), np.float32))
     assert np.all(scale == 0) and np.all(q == 0)
     graph = zoo_graph("lenet", "float")
-    with pytest.raises(ValueError, match="compact"):
-        to_bytes(graph, float_params="int8")
+    for option in ("int8", "int4"):
+        with pytest.raises(ValueError, match="compact"):
+            to_bytes(graph, float_params=option)
     with pytest.raises(ValueError, match="float_params"):
         to_bytes(graph, float_params="f8")
 
@@ -268,6 +272,28 @@ def test_hostile_values(good):
     for blob, needle in cases:
         with pytest.raises(ModelError, match=needle):
             load_graph(blob)
+
+
+def test_int4_nibbles():
+    from edgebnn.compact import _decode_one, stored_bytes
+    w = np.array([[7, -7, 1], [-1, 0, 3.5]], np.float32)      # odd count: 6 -> 3 bytes
+    for shape in ([2, 3], [1, 5]):
+        arr = w.reshape(-1)[:np.prod(shape)].reshape(shape)
+        from edgebnn.compact import encode
+        _, data = encode([("w", "Q4", arr, None)])
+        assert len(data) == stored_bytes("Q4", shape) == 4 * shape[0] + (arr.size + 1) // 2
+        scale, q = quantize(arr, 7)
+        got = _decode_one("Q4", shape, memoryview(data), "w")
+        np.testing.assert_array_equal(got, q.astype(np.float32) * scale[:, None])
+    _, data = encode([("w", "Q4", np.ones((1, 5), np.float32), None)])
+    bad = bytearray(data)
+    bad[-1] |= 0x80                     # the unused high nibble of an odd count
+    with pytest.raises(ModelError, match="unused last nibble"):
+        _decode_one("Q4", [1, 5], memoryview(bytes(bad)), "w")
+    bad = bytearray(data)
+    bad[4] = 0x08                       # -8 is outside -7..7
+    with pytest.raises(ModelError, match=r"-7\.\.7"):
+        _decode_one("Q4", [1, 5], memoryview(bytes(bad)), "w")
 
 
 def test_alignment_padding_must_be_zero():

@@ -28,7 +28,8 @@ def seed_file(tmp_path_factory, kind):
 # (net, scheme, None: version 1 | float params of a compact version-2 file)
 KINDS = [("lenet", "binary", None), ("resnet", "binary_k", None),
          ("alexnet", "binary_weights", None), ("lenet", "binary", "f32"),
-         ("resnet", "binary_k", "f16"), ("alexnet", "binary", "int8")]
+         ("resnet", "binary_k", "f16"), ("alexnet", "binary", "int8"),
+         ("resnet", "binary", "int4")]
 
 
 def _run(tmp_path_factory, data):
