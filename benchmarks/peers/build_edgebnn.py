@@ -1,7 +1,7 @@
 """Write the benchmark networks as .ebnn files with random weights, built
 through edgebnn.graph.GraphBuilder (project environment).
 
-    python benchmarks/peers/build_edgebnn.py OUT_DIR [NET ...] [--float-params f32|f16|int8]
+    python benchmarks/peers/build_edgebnn.py OUT_DIR [NET ...] [--float-params f32|f16|int8|int4]
 
 Each file holds the folded graph (what `edgebnn export` writes and what the
 engine runs either way) in the compact format version 2. Float parameters
@@ -26,10 +26,13 @@ FLOAT_PARAMS = "int8"
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
-    ap.add_argument("nets", nargs="*", choices=[[]] + list(nets.NETWORKS))
-    ap.add_argument("--float-params", choices=("f32", "f16", "int8"), default=FLOAT_PARAMS)
+    ap.add_argument("nets", nargs="*", metavar="NET", help=f"any of {list(nets.NETWORKS)}")
+    ap.add_argument("--float-params", choices=edgebnn.format.FLOAT_PARAMS, default=FLOAT_PARAMS)
     ap.add_argument("--v1", action="store_true", help="format version 1, unfolded (as before)")
     args = ap.parse_args()
+    unknown = set(args.nets) - set(nets.NETWORKS)
+    if unknown:
+        ap.error(f"unknown networks {sorted(unknown)}")
     os.makedirs(args.out, exist_ok=True)
     for name in args.nets or list(nets.NETWORKS):
         fn, kwargs, _ = nets.NETWORKS[name]
