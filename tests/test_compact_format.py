@@ -167,6 +167,10 @@ def test_breakdown_adds_up():
         assert sum(parts[k] for k in ("binary weights", "float weights", "other params",
                                       "graph", "container")) == parts["file"]
         assert parts["container"] > 0 and parts["graph"] > 0
+        stored, as_float = Model(graph).sizes()     # the file's bytes, not decoded arrays'
+        assert stored == sum(parts[k] for k in ("binary weights", "float weights",
+                                                "other params"))
+        assert as_float == Model(zoo_graph("resnet", "binary_k")).sizes()[1]
 
 
 # ------------------------------------------------------- hostile files ---
