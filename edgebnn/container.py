@@ -196,8 +196,3 @@ def write_bytes(path, blob, overwrite=False):
     except FileExistsError:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
 
-
-def write_container(path, metadata, tensors, overwrite=False):
-    """Write tensors + string metadata as safetensors; refuse to replace an
-    existing file unless overwrite=True."""
-    write_bytes(path, container_bytes(metadata, tensors), overwrite)
