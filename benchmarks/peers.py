@@ -80,11 +80,12 @@ def build_models(args, pys, names, out):
     """Random-weight files for every runtime, rebuilt for a network when
     nets.py changed since its files were built (a stamp per network)."""
     os.makedirs(out, exist_ok=True)
-    digest = _digest(os.path.join(PEERS, "nets.py")) + _digest(os.path.join(PEERS,
-                                                                          "build_edgebnn.py"))
+    digest = (_digest(os.path.join(PEERS, "nets.py"))
+              + _digest(os.path.join(PEERS, "build_edgebnn.py")) + args.ebnn_float_params)
     stamps = {n: os.path.join(out, f".{n}.stamp") for n in names}
     stale = {n for n in names if args.rebuild or not _stamp_matches(stamps[n], digest)}
-    jobs = [("edgebnn", [sys.executable, os.path.join(PEERS, "build_edgebnn.py"), out],
+    jobs = [("edgebnn", [sys.executable, os.path.join(PEERS, "build_edgebnn.py"), out,
+                         "--float-params", args.ebnn_float_params],
              lambda n: [f"{n}.ebnn"]),
             ("tflite", [sys.executable, os.path.join(PEERS, "build_tflite.py"), out],
              lambda n: [f"{n}_fp32.tflite", f"{n}_int8.tflite"])]
@@ -216,7 +217,8 @@ def eval_data(args, net, ebnn_path, out, n):
     return path
 
 
-RUN_ARGS = ("quick", "networks", "threads", "batch", "reps", "pretrained", "pretrained_as")
+RUN_ARGS = ("quick", "networks", "threads", "batch", "reps", "pretrained", "pretrained_as",
+            "ebnn_float_params")
 
 
 def report_only(args):
@@ -277,6 +279,9 @@ def main():
     ap.add_argument("--models", default=os.path.join(ROOT, "build", "peers-models"),
                     help="where the random-weight model files are built")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the model files")
+    ap.add_argument("--ebnn-float-params", choices=("f32", "f16", "int8", "int4"),
+                    default="int8", help="storage of the float layers in the random-weight "
+                    ".ebnn files (build_edgebnn.py --float-params; default int8)")
     ap.add_argument("--pretrained", help="folder of trained files NET.ebnn, NET_fp32.tflite, "
                     "NET_int8.tflite, NET_lce.tflite, NET_lce_b32.tflite: used instead of the "
                     "random ones where present, and scored for accuracy")

@@ -29,7 +29,7 @@ def main():
     ap.add_argument("nets", nargs="*", metavar="NET", help=f"any of {list(nets.NETWORKS)}")
     ap.add_argument("--float-params", choices=edgebnn.format.FLOAT_PARAMS, default=FLOAT_PARAMS)
     ap.add_argument("--v1", action="store_true", help="format version 1, unfolded (as before)")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     unknown = set(args.nets) - set(nets.NETWORKS)
     if unknown:
         ap.error(f"unknown networks {sorted(unknown)}")
