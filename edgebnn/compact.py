@@ -64,15 +64,32 @@ def _bits_rows(packed, channels):
     return np.ascontiguousarray(rows[:, :(channels + 7) // 8]).tobytes()
 
 
+# per-channel scale candidates, as fractions of max|w| / levels: clipping
+# the few largest weights a little often lowers the error of all others
+CLIP_FRACTIONS = np.linspace(1.0, 0.5, 26, dtype=np.float32)
+
+
 def quantize(w, levels=127):
     """float [O, ...] -> (float32 scale [O], int8 q [O, ...]) with
-    w ~ q * scale, symmetric per output channel (q in -levels..levels)."""
+    w ~ q * scale, symmetric per output channel (q in -levels..levels).
+    Each channel's scale is the candidate max|w| * f / levels (f in
+    CLIP_FRACTIONS) with the least squared error (ties: the largest f)."""
     w = np.asarray(w, np.float32)
-    peak = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) if w.size else np.zeros(w.shape[0])
-    scale = (peak / np.float32(levels)).astype(np.float32)
-    safe = np.where(scale > 0, scale, np.float32(1)).reshape((-1,) + (1,) * (w.ndim - 1))
+    flat = w.reshape(w.shape[0], -1)
+    peak = np.abs(flat).max(axis=1) if w.size else np.zeros(w.shape[0], np.float32)
+    best_err = best_scale = None
+    for f in CLIP_FRACTIONS:
+        scale = (peak * f / np.float32(levels)).astype(np.float32)
+        safe = np.where(scale > 0, scale, np.float32(1))[:, None]
+        err = ((np.clip(np.rint(flat / safe), -levels, levels) * safe - flat) ** 2).sum(axis=1)
+        if best_err is None:
+            best_err, best_scale = err, scale
+        else:
+            better = err < best_err
+            best_err, best_scale = np.where(better, err, best_err), np.where(better, scale, best_scale)
+    safe = np.where(best_scale > 0, best_scale, np.float32(1)).reshape((-1,) + (1,) * (w.ndim - 1))
     q = np.clip(np.rint(w / safe), -levels, levels).astype(np.int8)
-    return scale, q
+    return best_scale.astype(np.float32), q
 
 
 def _nibbles(q):
