@@ -187,6 +187,19 @@ def container_bytes(metadata, tensors):
                 metadata=dict(metadata))
 
 
+def byte_tensors_container(metadata, blobs):
+    """A safetensors file of U8 tensors {name: bytes} (in that order) with
+    fixed key order, so the same content always gives the same bytes (the
+    safetensors library orders metadata keys arbitrarily)."""
+    header, pos = {"__metadata__": dict(metadata)}, 0
+    for name, blob in blobs.items():
+        header[name] = {"dtype": "U8", "shape": [len(blob)], "data_offsets": [pos, pos + len(blob)]}
+        pos += len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-(8 + len(text)) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs.values())
+
+
 def write_bytes(path, blob, overwrite=False):
     """Write a file; refuse to replace an existing one unless overwrite=True."""
     mode = "wb" if overwrite else "xb"

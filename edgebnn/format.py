@@ -12,7 +12,8 @@ import json
 import numpy as np
 
 from . import compact as v2
-from .container import DTYPES, container_bytes, parse_json, read_container, write_bytes
+from .container import (DTYPES, byte_tensors_container, container_bytes, parse_json,
+                        read_container, write_bytes)
 from .errors import ModelError, short
 from .graph import Graph
 
@@ -82,9 +83,7 @@ def to_bytes(graph, compact=False, float_params="f32"):
     doc["tensors"] = table
     text = json.dumps(doc, separators=(",", ":"))
     meta = {"format": FORMAT_NAME, "format_version": str(COMPACT_VERSION)}
-    return container_bytes(meta, {
-        "data": np.frombuffer(data, np.uint8),
-        "graph": np.frombuffer(v2.compress_graph(text), np.uint8)})
+    return byte_tensors_container(meta, {"data": data, "graph": v2.compress_graph(text)})
 
 
 def save(path, graph, overwrite=False, compact=False, float_params="f32"):

@@ -73,6 +73,8 @@ def test_compact_file_is_plain_safetensors():
     doc = json.loads(zlib.decompress(tensors["graph"].tobytes()))
     assert {"name", "input", "ops", "output", "labels", "tensors"} == set(doc)
     assert {e[1] for e in doc["tensors"]} >= {"B1", "F32"}
+    # the same graph always gives the same bytes
+    assert to_bytes(zoo_graph("resnet", "binary_k"), compact=True) == blob
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
