@@ -80,10 +80,12 @@ def build_models(args, pys, names, out):
     """Random-weight files for every runtime, rebuilt for a network when
     nets.py changed since its files were built (a stamp per network)."""
     os.makedirs(out, exist_ok=True)
-    digest = _digest(os.path.join(PEERS, "nets.py"))
+    digest = (_digest(os.path.join(PEERS, "nets.py"))
+              + _digest(os.path.join(PEERS, "build_edgebnn.py")) + args.ebnn_float_params)
     stamps = {n: os.path.join(out, f".{n}.stamp") for n in names}
     stale = {n for n in names if args.rebuild or not _stamp_matches(stamps[n], digest)}
-    jobs = [("edgebnn", [sys.executable, os.path.join(PEERS, "build_edgebnn.py"), out],
+    jobs = [("edgebnn", [sys.executable, os.path.join(PEERS, "build_edgebnn.py"), out,
+                         "--float-params", args.ebnn_float_params],
              lambda n: [f"{n}.ebnn"]),
             ("tflite", [sys.executable, os.path.join(PEERS, "build_tflite.py"), out],
              lambda n: [f"{n}_fp32.tflite", f"{n}_int8.tflite"])]
@@ -215,7 +217,8 @@ def eval_data(args, net, ebnn_path, out, n):
     return path
 
 
-RUN_ARGS = ("quick", "networks", "threads", "batch", "reps", "pretrained", "pretrained_as")
+RUN_ARGS = ("quick", "networks", "threads", "batch", "reps", "pretrained", "pretrained_as",
+            "ebnn_float_params")
 
 
 def report_only(args):
@@ -233,21 +236,14 @@ def report_only(args):
 
 
 def ebnn_contents(path):
-    """Bytes of an .ebnn file by kind of tensor: where the size goes."""
+    """Bytes of an .ebnn file by part (edgebnn.format.byte_breakdown) and
+    how its parameters are stored: where the size goes."""
     import edgebnn
+    from edgebnn.format import byte_breakdown, encodings_used
     graph = edgebnn.load_graph(path)
-    kinds = {"binary weights": 0, "binary bits": 0, "float weights": 0, "other params": 0}
-    for op in graph.ops:
-        for role, a in op.params.items():
-            if a.dtype.kind == "u" and a.itemsize == 8:
-                kinds["binary weights"] += a.nbytes
-                # words are per kernel tap: the bits that carry weights
-                kinds["binary bits"] += math.prod(a.shape[:-1]) * op.fan_in
-            elif role == "weight":
-                kinds["float weights"] += a.nbytes
-            else:
-                kinds["other params"] += a.nbytes
-    kinds["file"] = os.path.getsize(path)
+    kinds = byte_breakdown(graph)
+    kinds["storage"] = f"v{graph.file_info['version']}: " + ", ".join(
+        f"{n} {enc}" for enc, n in sorted(encodings_used(graph).items()))
     return kinds
 
 
@@ -283,6 +279,9 @@ def main():
     ap.add_argument("--models", default=os.path.join(ROOT, "build", "peers-models"),
                     help="where the random-weight model files are built")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the model files")
+    ap.add_argument("--ebnn-float-params", choices=("f32", "f16", "int8", "int4"),
+                    default="int8", help="storage of the float layers in the random-weight "
+                    ".ebnn files (build_edgebnn.py --float-params; default int8)")
     ap.add_argument("--pretrained", help="folder of trained files NET.ebnn, NET_fp32.tflite, "
                     "NET_int8.tflite, NET_lce.tflite, NET_lce_b32.tflite: used instead of the "
                     "random ones where present, and scored for accuracy")

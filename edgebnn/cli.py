@@ -38,7 +38,9 @@ def cmd_info(args):
     path = resolve(args.model)
     model = _load(path)
     g, spec = model.graph, model.input_spec
-    print(f"model: {g.name}  ({path}, {os.path.getsize(path)} bytes, format v1)")
+    print(f"model: {g.name}  ({path}, {os.path.getsize(path)} bytes, "
+          f"format v{g.file_info['version']})")
+    print(f"storage: {_storage_note(g)}")
     pre = spec.preprocess
     pre_text = "none" if pre is None else (
         f"resize {pre['size'][0]}x{pre['size'][1]}, {pre['channels']} channel(s), "
@@ -68,7 +70,39 @@ def cmd_info(args):
     macs = sum(r["macs"] for r in rows)
     print(f"\nparameters: {_fmt_bytes(stored)} stored; as float32 {_fmt_bytes(as_float)}; "
           f"compression {as_float / max(stored, 1):.1f}x; {macs:,} MACs per sample")
+    if args.bytes:
+        _print_bytes(g)
     return 0
+
+
+ENCODING_NOTES = {"F32": "float32", "F16": "float16", "Q8": "int8 + per-channel scale",
+                  "Q4": "int4 + per-channel scale",
+                  "B1": "1 bit per weight", "U64": "bits in 64-bit words", "I32": "int32",
+                  "U8": "uint8"}
+
+
+def _storage_note(graph):
+    from .format import encodings_used
+    used = encodings_used(graph)
+    return ", ".join(f"{n} x {enc} ({ENCODING_NOTES[enc]})" for enc, n in sorted(used.items()))
+
+
+def _print_bytes(graph):
+    """Where the file's bytes go (edgebnn.format.byte_breakdown)."""
+    from .format import byte_breakdown
+    parts = byte_breakdown(graph)
+    total = parts["file"]
+    print("\nbytes of the file:")
+    labels = {"binary weights": "binary weights", "float weights": "float weights (float layers)",
+              "other params": "other params (BN, scales, thresholds)",
+              "graph": "graph document" + (" (zlib)" if graph.file_info["version"] >= 2 else ""),
+              "container": "container header, table, alignment"}
+    for key, label in labels.items():
+        print(f"  {label:<40} {parts[key]:>12,} B  {100 * parts[key] / max(total, 1):5.1f} %")
+    print(f"  {'file':<40} {total:>12,} B")
+    bits = parts["binary bits"]
+    print(f"  (binary weights: {bits:,} bits = {bits / 8:,.0f} B at one bit each; "
+          f"stored {parts['binary weights']:,} B)")
 
 
 def cmd_classify(args):
@@ -224,9 +258,53 @@ def _bench_args(s):
 
 # name -> (one-line help, description, add arguments, run). Another command
 # is one entry here (commands needing TensorFlow import it inside `run`).
+def _info_args(s):
+    _model_arg(s)
+    s.add_argument("--bytes", action="store_true",
+                   help="also print where the file's bytes go (weights, parameters, graph, "
+                        "container)")
+
+
+def cmd_repack(args):
+    from .format import byte_breakdown, load_graph, save
+    from .pretrained import resolve
+    src = resolve(args.model)
+    graph = load_graph(src)
+    written = save(args.output, graph, overwrite=args.force, compact=args.compact,
+                   float_params=args.float_params)
+    before, after = os.path.getsize(src), byte_breakdown(written)["file"]
+    print(f"wrote {args.output}: format v{written.file_info['version']}, {after:,} bytes "
+          f"({before:,} before, {before / max(after, 1):.2f}x smaller); storage: "
+          f"{_storage_note(written)}")
+    if args.float_params != "f32":
+        print(f"float parameters rounded to {args.float_params}: outputs differ from the "
+              "original; measure with edgebnn eval")
+    return 0
+
+
+def _repack_args(s):
+    _model_arg(s)
+    s.add_argument("-o", "--output", required=True, help="the .ebnn file to write")
+    s.add_argument("--compact", action="store_true",
+                   help="format version 2: 1 bit per binary weight, one data tensor, "
+                        "compressed graph (lossless; needs edgebnn >= this version to read)")
+    s.add_argument("--float-params", choices=FLOAT_PARAMS_CHOICES, default="f32",
+                   help="f32: keep float parameters as they are (lossless); f16: round "
+                        "them to float16; int8 / int4: float conv/dense weights as int8 / "
+                        "int4 with a scale per output channel, the other float parameters "
+                        "float16 (needs --compact). f16/int8/int4 change outputs: measure "
+                        "with edgebnn eval")
+    s.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+
+FLOAT_PARAMS_CHOICES = ("f32", "f16", "int8", "int4")
+
 COMMANDS = {
     "info": ("layers, parameter bytes, compression, ISA",
-             "Validate a model file and describe it.", _model_arg, cmd_info),
+             "Validate a model file and describe it.", _info_args, cmd_info),
+    "repack": ("rewrite a model file in another storage (compact, float16, int8, int4)",
+               "Re-encode a .ebnn file: format version 2 (--compact) and/or rounded float "
+               "parameters (--float-params).", _repack_args, cmd_repack),
     "classify": ("top-k labels for images",
                  "Classify image files, printing the top-k labels.", _classify_args,
                  cmd_classify),

@@ -115,9 +115,10 @@ def _check_entry(name, entry, data_len):
     return dtype, tuple(shape), begin, end
 
 
-def read_container(source):
+def read_container(source, info=None):
     """Parse a safetensors file (path or bytes). Returns (metadata dict of
-    str -> str, {name: read-only numpy array}). Raises ModelError."""
+    str -> str, {name: read-only numpy array}). Raises ModelError. info: a
+    dict to receive the file's size and header length (bytes)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = "<bytes>"
@@ -151,6 +152,8 @@ def read_container(source):
         raise ModelError(f"{label}: {len(header)} tensors is more than {MAX_TENSORS}")
     base = 8 + n
     data_len = len(data) - base
+    if info is not None:
+        info.update(file_bytes=len(data), header_bytes=base)
     spans = []
     for name, entry in header.items():
         spans.append((_check_entry(name, entry, data_len), name))
@@ -173,18 +176,36 @@ def read_container(source):
     return meta, tensors
 
 
-def write_container(path, metadata, tensors, overwrite=False):
-    """Write tensors + string metadata as safetensors; refuse to replace an
-    existing file unless overwrite=True."""
+def container_bytes(metadata, tensors):
+    """tensors + string metadata -> the bytes of a safetensors file (written
+    by the safetensors library, so any safetensors tool reads it)."""
     from safetensors.numpy import save
     for name, arr in tensors.items():
         if arr.dtype.newbyteorder("<") not in DTYPES.values():
             raise ModelError(f"tensor {short(name)}: dtype {arr.dtype} cannot be stored")
-    blob = save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+    return save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
                 metadata=dict(metadata))
+
+
+def byte_tensors_container(metadata, blobs):
+    """A safetensors file of U8 tensors {name: bytes} (in that order) with
+    fixed key order, so the same content always gives the same bytes (the
+    safetensors library orders metadata keys arbitrarily)."""
+    header, pos = {"__metadata__": dict(metadata)}, 0
+    for name, blob in blobs.items():
+        header[name] = {"dtype": "U8", "shape": [len(blob)], "data_offsets": [pos, pos + len(blob)]}
+        pos += len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-(8 + len(text)) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs.values())
+
+
+def write_bytes(path, blob, overwrite=False):
+    """Write a file; refuse to replace an existing one unless overwrite=True."""
     mode = "wb" if overwrite else "xb"
     try:
         with open(path, mode) as f:
             f.write(blob)
     except FileExistsError:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+

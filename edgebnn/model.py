@@ -183,8 +183,14 @@ class Model:
         return rows
 
     def sizes(self):
-        """(bytes stored, bytes the same weights take as float32)."""
-        stored = sum(a.nbytes for a in self.graph.tensors().values())
+        """(bytes stored, bytes the same weights take as float32). Stored
+        bytes are the file's (edgebnn.format storage) for a loaded graph,
+        the arrays' for one built in code."""
+        storage = getattr(self.graph, "storage", None)
+        if storage is not None:
+            stored = sum(nbytes for _, nbytes, _ in storage.values())
+        else:
+            stored = sum(a.nbytes for a in self.graph.tensors().values())
         as_float = 0
         for op in self.graph.ops:
             for a in op.params.values():

@@ -231,9 +231,15 @@ def sample_inputs(graph, data, dataset, samples, seed=0):
 
 # ------------------------------------------------------------------ export --
 def export(source, output, *, force=False, data=None, dataset=None, samples=None,
-           checkpoint=None, recipe=None, args=None, tflite=(), backend="auto", log=print):
+           checkpoint=None, recipe=None, args=None, tflite=(), backend="auto", log=print,
+           compact=False, float_params="f32"):
     """Export SOURCE to OUTPUT after the equivalence check -> Report.
-    Raises ExportError (file not written) on any refusal or failed check."""
+    Raises ExportError (file not written) on any refusal or failed check.
+    compact: write format version 2 (lossless). float_params f16/int8/int4:
+    round the float parameters when writing (lossy): the checked plan is
+    float32, so the file is then compared with it and the difference logged
+    (top-1 agreement, largest output difference, accuracy on labelled
+    inputs) instead of required to match bit for bit."""
     from edgebnn import save
     from edgebnn.format import load_graph
 
@@ -262,14 +268,21 @@ def export(source, output, *, force=False, data=None, dataset=None, samples=None
         raise ExportError(report.failure_message())
     plan = checker.plan
     plan.labels = labels
-    save(output, plan, overwrite=force)
-    # the written file must compute what was checked, bit for bit
-    probe = x[:64]
+    try:
+        save(output, plan, overwrite=force, compact=compact, float_params=float_params)
+    except ValueError as e:
+        raise ExportError(f"cannot write {output}: {e}") from None
     written = _Stepper(_refold(load_graph(output)), backend)
-    if not np.array_equal(written.run(probe), checker.stepper.run(probe)):
-        os.remove(output)
-        raise ExportError("the written file does not reproduce the checked plan")
-    log(f"wrote {output} ({os.path.getsize(output):,} bytes, {len(plan.ops)} ops, folded)")
+    if float_params == "f32":
+        # the written file must compute what was checked, bit for bit
+        probe = x[:64]
+        if not np.array_equal(written.run(probe), checker.stepper.run(probe)):
+            os.remove(output)
+            raise ExportError("the written file does not reproduce the checked plan")
+    else:
+        log(rounding_effect(written, checker.stepper, x, y, float_params))
+    log(f"wrote {output} ({os.path.getsize(output):,} bytes, {len(plan.ops)} ops, folded, "
+        f"format v{2 if compact else 1}, float params {float_params})")
     for mode in tflite:
         from .tflite import run_tflite, twin_outputs, write_tflite
         try:
@@ -284,6 +297,22 @@ def export(source, output, *, force=False, data=None, dataset=None, samples=None
             f"{np.mean(twin.argmax(1) == lite.argmax(1)):.1%}, max |diff| "
             f"{np.abs(twin - lite).max():.3g}")
     return report
+
+
+def rounding_effect(written, checked, x, y, float_params, batch=256):
+    """One line: how the file with rounded float parameters differs from the
+    checked float32 plan on the check inputs."""
+    outs = [(written.run(x[i:i + batch]), checked.run(x[i:i + batch]))
+            for i in range(0, len(x), batch)]
+    new = np.concatenate([a for a, _ in outs]).reshape(len(x), -1)
+    ref = np.concatenate([b for _, b in outs]).reshape(len(x), -1)
+    text = (f"float params {float_params}: on {len(x)} inputs, top-1 agreement with the "
+            f"float32 plan {np.mean(new.argmax(1) == ref.argmax(1)):.2%}, largest output "
+            f"difference {np.abs(new - ref).max():.3g}")
+    if y is not None:
+        text += (f"; accuracy {np.mean(new.argmax(1) == y):.4f} (float32 plan "
+                 f"{np.mean(ref.argmax(1) == y):.4f})")
+    return text
 
 
 def _refold(graph):
@@ -318,6 +347,15 @@ def build_parser():
                    help="write no preprocessing (the model takes raw float input)")
     p.add_argument("--tflite", choices=("fp32", "int8"), nargs="+", default=[],
                    help="also write the float twin as .tflite (fp32 and/or full-integer int8)")
+    p.add_argument("--compact", action="store_true",
+                   help="write format version 2: 1 bit per binary weight, one data tensor, "
+                        "compressed graph (lossless; older edgebnn releases cannot read it)")
+    p.add_argument("--float-params", choices=("f32", "f16", "int8", "int4"), default="f32",
+                   help="storage of float parameters: f32 (default, exact), f16 (float16), "
+                        "int8 / int4 (float conv/dense weights int8 / int4 with a scale per "
+                        "output channel, other float parameters float16; need --compact). "
+                        "f16/int8/int4 are lossy: the export log reports their effect on "
+                        "the check inputs")
     p.add_argument("--backend", choices=("auto", "numpy"), default="auto",
                    help="ops are checked one by one in numpy; the whole file runs on the "
                         "compiled engine (auto, when built) or in numpy too")
@@ -333,7 +371,8 @@ def main(argv=None):
         report = export(args.source, args.output, force=args.force, data=args.data,
                         dataset=args.dataset, samples=args.samples,
                         checkpoint=args.checkpoint, recipe=args.recipe, args=args,
-                        tflite=args.tflite, backend=args.backend)
+                        tflite=args.tflite, backend=args.backend, compact=args.compact,
+                        float_params=args.float_params)
     except (ExportError, OSError) as e:
         print(f"edgebnn export: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ import json
 import random
 import struct
 import tracemalloc
+import zlib
 
 import numpy as np
 
@@ -105,10 +106,7 @@ def _walk(node, path=()):
     return slots
 
 
-def edit_graph(blob, pick):
-    header, data = split(blob)
-    meta = header["__metadata__"]
-    graph = json.loads(meta["edgebnn"])
+def _edit_tree(graph, pick):
     slots = _walk(graph)
     for _ in range(pick.integer(1, 3)):
         node, key = pick.choice(slots)
@@ -125,8 +123,25 @@ def edit_graph(blob, pick):
         slots = _walk(graph)
         if not slots:
             break
-    meta["edgebnn"] = json.dumps(graph)
-    return craft(header, data)
+
+
+def edit_graph(blob, pick):
+    """Edit the graph document: version 1's metadata string, or version 2's
+    compressed `graph` tensor (whose tensor table then changes too)."""
+    header, data = split(blob)
+    meta = header["__metadata__"]
+    if "edgebnn" in meta:
+        graph = json.loads(meta["edgebnn"])
+        _edit_tree(graph, pick)
+        meta["edgebnn"] = json.dumps(graph)
+        return craft(header, data)
+    begin, end = header["graph"]["data_offsets"]
+    graph = json.loads(zlib.decompress(data[begin:end]))
+    _edit_tree(graph, pick)
+    z = zlib.compress(json.dumps(graph).encode())
+    header["graph"]["shape"] = [len(z)]
+    header["graph"]["data_offsets"] = [begin, begin + len(z)]
+    return craft(header, data[:begin] + z + data[end:])
 
 
 def garbage(blob, pick):

@@ -2,7 +2,7 @@
 
     python tests/fuzz_loader.py --cases 100000 [--seed 0]
 
-Mutates valid LeNet/ResNet/AlexNet files (truncation, bit flips, bad header
+Mutates valid LeNet/ResNet/AlexNet files (format versions 1 and 2) (truncation, bit flips, bad header
 lengths, oversized counts, negative and overlapping offsets, wrong dtypes
 and shapes, edited graph JSON) and checks that loading and folding either
 succeed or raise ModelError, with bounded memory. Exits 1 on the first
@@ -21,6 +21,7 @@ sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 import model_zoo  # noqa: E402
 from edgebnn import save  # noqa: E402
+from edgebnn.fold import fold  # noqa: E402
 from fuzz_cases import RandomPick, check_one, mutate  # noqa: E402
 
 
@@ -31,7 +32,12 @@ def seed_blobs():
                                            ("alexnet", "binary_weights"), ("lenet", "float")]):
             kw = {"size": 8} if net == "lenet" else {}
             path = os.path.join(tmp, f"{i}.ebnn")
-            save(path, getattr(model_zoo, net)(np.random.default_rng(i), scheme, **kw))
+            graph = getattr(model_zoo, net)(np.random.default_rng(i), scheme, **kw)
+            save(path, graph)
+            blobs.append(open(path, "rb").read())
+            # the same network folded, in the compact version 2
+            save(path, fold(graph), overwrite=True, compact=True,
+                 float_params=("f32", "f16", "int8", "int4")[i % 4])
             blobs.append(open(path, "rb").read())
     return blobs
 

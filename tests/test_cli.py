@@ -42,7 +42,7 @@ def _colour_folder(root):
     return root
 
 
-@pytest.mark.parametrize("cmd", [[], ["info"], ["classify"], ["eval"], ["bench"]])
+@pytest.mark.parametrize("cmd", [[], ["info"], ["classify"], ["eval"], ["bench"], ["repack"]])
 def test_help_everywhere(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main(cmd + ["--help"])
@@ -55,6 +55,47 @@ def test_info(zoo_file, capsys):
     out = capsys.readouterr().out
     assert "compression" in out and "conv2d binary -> bits" in out and "labels: 6" in out
     assert "executor: " in out
+
+
+def _bytes_table(out):
+    """{part label: bytes} of info --bytes."""
+    rows = {}
+    for line in out.split("bytes of the file:")[1].splitlines():
+        if line.strip().endswith(("B", "%")) and " B" in line:
+            label, rest = line.strip().rsplit("  ", 1)[0], line.split()
+            rows[label.strip().rsplit(" ", 1)[0].strip()] = int(
+                rest[rest.index("B") - 1].replace(",", ""))
+    return rows
+
+
+def test_info_bytes_and_repack(tmp_path, zoo_file, capsys):
+    assert main(["info", zoo_file, "--bytes"]) == 0
+    out = capsys.readouterr().out
+    assert "format v1" in out and "x U64 (bits in 64-bit words)" in out
+    v1 = _bytes_table(out)
+    assert v1["file"] == os.path.getsize(zoo_file)
+    assert sum(v for k, v in v1.items() if k != "file") == v1["file"]
+    small = str(tmp_path / "small.ebnn")
+    assert main(["repack", zoo_file, "-o", small, "--compact", "--float-params", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert "format v2" in out and "Q8" in out and "edgebnn eval" in out
+    assert main(["info", small, "--bytes"]) == 0
+    out = capsys.readouterr().out
+    assert "format v2" in out and "x B1 (1 bit per weight)" in out and "(zlib)" in out
+    v2 = _bytes_table(out)
+    assert v2["file"] == os.path.getsize(small) < v1["file"]
+    # refusals are one-line errors: existing output, int8 without --compact
+    assert main(["repack", zoo_file, "-o", small]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert main(["repack", zoo_file, "-o", str(tmp_path / "x.ebnn"),
+                 "--float-params", "int8"]) == 1
+    assert "compact" in capsys.readouterr().err
+    # lossless repack runs identically
+    lossless = str(tmp_path / "lossless.ebnn")
+    assert main(["repack", zoo_file, "-o", lossless, "--compact"]) == 0
+    import edgebnn
+    x = np.random.default_rng(0).standard_normal([2, 19, 19, 3]).astype(np.float32)
+    assert np.array_equal(edgebnn.load(zoo_file).run(x), edgebnn.load(lossless).run(x))
 
 
 def test_errors_are_one_line(tmp_path, zoo_file, capsys):

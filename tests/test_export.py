@@ -315,6 +315,40 @@ def test_tflite_float_twin(tmp_path):
     assert any("m.int8.tflite" in line for line in logs)
 
 
+def test_compact_and_float_params(tmp_path, capsys):
+    """--compact is lossless (the bit-for-bit check still applies); rounded
+    float parameters are written with their effect logged; int8 needs
+    --compact."""
+    keras.utils.set_random_seed(4)
+    model = randomize_bn(models.build("resnet", scheme="binary", **SMALL["resnet"]))
+    src = tmp_path / "m.keras"
+    model.save(src)
+    x = inputs(model, 8, seed=3)
+    export(str(src), str(tmp_path / "v1.ebnn"), samples=16, log=lambda s: None)
+    logs = []
+    export(str(src), str(tmp_path / "v2.ebnn"), samples=16, compact=True, log=logs.append)
+    assert any("format v2, float params f32" in line for line in logs)
+    v1, v2 = edgebnn.load(str(tmp_path / "v1.ebnn")), edgebnn.load(str(tmp_path / "v2.ebnn"))
+    assert v2.graph.file_info["version"] == 2
+    assert np.array_equal(v1.run(x), v2.run(x))
+    assert os.path.getsize(tmp_path / "v2.ebnn") < os.path.getsize(tmp_path / "v1.ebnn")
+    for option in ("f16", "int8"):
+        logs = []
+        out = tmp_path / f"{option}.ebnn"
+        export(str(src), str(out), samples=16, compact=True, float_params=option,
+               log=logs.append)
+        effect = [line for line in logs if line.startswith(f"float params {option}:")]
+        assert effect and "top-1 agreement with the float32 plan" in effect[0], logs
+        assert_file_matches(str(out), model, x) if option == "f16" else None
+        assert np.all(np.isfinite(edgebnn.load(str(out)).run(x)))
+    with pytest.raises(ExportError, match="compact"):
+        export(str(src), str(tmp_path / "bad.ebnn"), samples=4, float_params="int8",
+               log=lambda s: None)
+    assert main([str(src), "-o", str(tmp_path / "cli.ebnn"), "--samples", "4", "--compact",
+                 "--float-params", "f16"]) == 0
+    assert "float params f16" in capsys.readouterr().out
+
+
 def test_labels_and_preprocessing_options(tmp_path, capsys):
     keras.utils.set_random_seed(1)
     model = models.build("lenet", scheme="xnor", **SMALL["lenet"])

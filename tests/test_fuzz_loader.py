@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import model_zoo
 from edgebnn import save
+from edgebnn.fold import fold
 from fuzz_cases import HypothesisPick, check_one, mutate
 
 _SEED_FILES = {}
@@ -14,16 +15,21 @@ _SEED_FILES = {}
 
 def seed_file(tmp_path_factory, kind):
     if kind not in _SEED_FILES:
-        net, scheme = kind
+        net, scheme, storage = kind
         graph = getattr(model_zoo, net)(np.random.default_rng(5), scheme,
                                         **({"size": 8} if net == "lenet" else {}))
         path = tmp_path_factory.mktemp("fuzz") / "seed.ebnn"
-        save(path, graph)
+        save(path, fold(graph) if storage else graph, compact=bool(storage),
+             float_params=storage or "f32")
         _SEED_FILES[kind] = path.read_bytes()
     return _SEED_FILES[kind]
 
 
-KINDS = [("lenet", "binary"), ("resnet", "binary_k"), ("alexnet", "binary_weights")]
+# (net, scheme, None: version 1 | float params of a compact version-2 file)
+KINDS = [("lenet", "binary", None), ("resnet", "binary_k", None),
+         ("alexnet", "binary_weights", None), ("lenet", "binary", "f32"),
+         ("resnet", "binary_k", "f16"), ("alexnet", "binary", "int8"),
+         ("resnet", "binary", "int4")]
 
 
 def _run(tmp_path_factory, data):

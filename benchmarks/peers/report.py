@@ -193,22 +193,23 @@ def _targets(summ, networks):
 
 def _contents_table(contents, summ):
     """Bytes per part of each .ebnn file, and the best ratio to the fp32
-    .tflite any file could reach that stores the real-valued layers' weights
-    in float32 and each binary weight in one bit (nothing else)."""
+    .tflite any file could reach that stores the float layers' weights as
+    this file does and each binary weight in one bit (nothing else)."""
     if not contents:
         return ""
-    rows = ["| .ebnn file | binary weights | float weights | other params (BN, scales) | "
-            "header (graph JSON, alignment) | file | fp32 .tflite / (float weights + 1 bit per "
-            "binary weight) |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| .ebnn file | storage | binary weights | float weights | other params "
+            "(BN, scales) | graph + container | file | fp32 .tflite / file | fp32 .tflite / "
+            "(float weights + 1 bit per binary weight) |",
+            "|" + " --- |" * 9]
     for net, c in contents.items():
         fp32 = summ.get((net, "LiteRT fp32", 1), {}).get("file_bytes")
         floor = c["float weights"] + c.get("binary bits", 0) / 8
         ceiling = f"{fp32 / floor:.1f}x" if fp32 and floor else "-"
-        rows.append(f"| {net} | {_size(c['binary weights'])} | {_size(c['float weights'])} | "
-                    f"{_size(c['other params'])} | "
-                    f"{_size(c['file'] - c['binary weights'] - c['float weights'] - c['other params'])}"
-                    f" | {_size(c['file'])} | {ceiling} |")
+        ratio = f"{fp32 / c['file']:.1f}x" if fp32 else "-"
+        rest = c["file"] - c["binary weights"] - c["float weights"] - c["other params"]
+        rows.append(f"| {net} | {c.get('storage', '-')} | {_size(c['binary weights'])} | "
+                    f"{_size(c['float weights'])} | {_size(c['other params'])} | "
+                    f"{_size(rest)} | {_size(c['file'])} | {ratio} | {ceiling} |")
     return "\n".join(rows)
 
 
@@ -384,12 +385,20 @@ def write(args, cmd, machine, settings, results, select_table, notes, pys):
     for net in args.networks:
         lines += [f"### {net}", "", _results_table(summ, net, args.threads), ""]
     lines += ["## Targets (edgebnn)", "", _targets(summ, args.networks), "",
-              "Where an .ebnn file's bytes go (float32 storage of the float layers: the stem, "
-              "the 1x1 downsampling shortcuts and the classifier stay real-valued, as in the "
-              "networks they model, and dominate the larger files; the last column is the "
-              "ratio no file can beat that keeps those layers in float32, i.e. computes what "
-              "they compute, even with no header, no batch-norm parameters and not a bit of "
-              "padding):", "",
+              "Where an .ebnn file's bytes go. The random-weight files are written by "
+              "`benchmarks/peers/build_edgebnn.py`: the folded graph in the compact format "
+              "version 2 (binary weights 1 bit each, compressed graph) with the float "
+              f"parameters stored as `--ebnn-float-params {getattr(args, 'ebnn_float_params', None) or 'int8'}` "
+              "says (int8: the float layers' weights -- stem, 1x1 downsampling shortcuts, "
+              "classifier -- int8 with a scale per output channel, the other float "
+              "parameters float16; the engine widens them to float32 at load, so the "
+              "timings do not depend on it; its accuracy effect on the shipped models, "
+              "docs/FORMAT.md section 8: -0.05 / +0.45 points for int8, -0.3 / -1.0 for "
+              "int4). Pretrained files (--pretrained) are timed as they are. Storage codes: "
+              "B1 1-bit weights, Q8 int8 + scales, Q4 int4 + scales, F16/F32 floats, I32/U8 "
+              "thresholds and flips, U64 bits in 64-bit words (version 1). The last column is "
+              "the ratio no file with the same float-layer storage can beat (no header, no "
+              "batch-norm parameters):", "",
               _contents_table(machine.get("ebnn_contents"), summ), "",
               "## Same network in every runtime",
               "",
