@@ -15,6 +15,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 #define FB 256 /* filters per GEMM call: a multiple of 64 (bit words) */
 
@@ -111,6 +114,7 @@ typedef struct {
     int32_t *corr, *base[SLOTS];
     uint64_t key[SLOTS]; /* in-image tap box ky0, ky1, kx0, kx1: 16 bits each */
     int used, next, evicted, last; /* last: the slot found or made last */
+    int skip_rows; /* the GEMM leaves out-of-image kernel rows out (kept_rows) */
 } pad_fix;
 
 static size_t pad_fix_bytes(const ebnn_conv_geom *g)
@@ -213,6 +217,64 @@ popcount_rows_avx512(const uint64_t *x, int64_t rows, int words, int32_t *out)
 }
 #endif
 
+#if defined(__ARM_NEON)
+/* same with cnt on 16 bytes at a time (the portable builtin moves every word
+ * to a vector register and back); byte lanes take up to 31 adds of <= 8.
+ * Rows of 2, 4, 8 words (<= 512 channels) get fixed-length loops. */
+static inline __attribute__((always_inline)) uint8x16_t cnt_add(uint8x16_t acc, const uint8_t *q)
+{
+    return vaddq_u8(acc, vcntq_u8(vld1q_u8(q)));
+}
+
+static inline __attribute__((always_inline)) int32_t hsum_u8(uint8x16_t acc)
+{
+#if defined(__aarch64__)
+    return vaddlvq_u8(acc);
+#else
+    uint64x2_t t = vpaddlq_u32(vpaddlq_u16(vpaddlq_u8(acc)));
+    return (int32_t)(vgetq_lane_u64(t, 0) + vgetq_lane_u64(t, 1));
+#endif
+}
+
+/* rows of an even words <= 62 */
+static inline __attribute__((always_inline)) void
+popcount_rows_neon_fixed(const uint64_t *x, int64_t rows, const int words, int32_t *out)
+{
+    const uint8_t *q = (const uint8_t *)x;
+    for (int64_t r = 0; r < rows; r++, q += 8 * words) {
+        uint8x16_t acc = vcntq_u8(vld1q_u8(q));
+        for (int i = 2; i < words; i += 2)
+            acc = cnt_add(acc, q + 8 * i);
+        out[r] = hsum_u8(acc);
+    }
+}
+
+static void popcount_rows_neon(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+    switch (words) {
+    case 2: popcount_rows_neon_fixed(x, rows, 2, out); return;
+    case 4: popcount_rows_neon_fixed(x, rows, 4, out); return;
+    case 8: popcount_rows_neon_fixed(x, rows, 8, out); return;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *q = (const uint8_t *)(x + r * words);
+        int32_t s = 0;
+        for (int i = 0; i < words;) {
+            uint8x16_t acc = vdupq_n_u8(0);
+            int end = words - i > 62 ? i + 62 : words;
+            for (; i + 2 <= end; i += 2)
+                acc = cnt_add(acc, q + 8 * i);
+            if (i < end) {
+                acc = vaddq_u8(acc, vcombine_u8(vcnt_u8(vld1_u8(q + 8 * i)), vdup_n_u8(0)));
+                i++;
+            }
+            s += hsum_u8(acc);
+        }
+        out[r] = s;
+    }
+}
+#endif
+
 static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
                          char *s)
 {
@@ -230,6 +292,11 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
         popcount_rows_x86(w, rows, ebnn_words(g->in_c), pc);
     else
 #endif
+#if defined(__ARM_NEON)
+    if (ebnn_isa_get() == EBNN_ISA_NEON)
+        popcount_rows_neon(w, rows, ebnn_words(g->in_c), pc);
+    else
+#endif
         popcount_rows_portable(w, rows, ebnn_words(g->in_c), pc);
     for (int f = 0; f < oc; f++)
         for (int t = 0; t < taps; t++)
@@ -237,6 +304,21 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
     pf->used = pf->next = pf->evicted = pf->last = 0;
+    pf->skip_rows = 0;
+}
+
+/* Zero padding, kernel rows wholly outside the image: they add nothing, so
+ * the GEMM leaves them out (K per pixel = its in-image kernel rows: a
+ * contiguous range, as a pixel row is kh runs of kwords/kh words, ky-major,
+ * in every gather layout). Then base = kept taps * in_c - corr of the kept
+ * out-of-image taps (their zero words count popcount(w) in the GEMM). */
+static void kept_rows(const ebnn_conv_geom *g, int oy, int *ky0, int *ky1)
+{
+    int iy0 = oy * g->stride_h - g->pad_top;
+    *ky0 = iy0 < 0 ? imin(-iy0, g->kh) : 0;
+    *ky1 = g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh;
+    if (*ky1 < *ky0)
+        *ky1 = *ky0;
 }
 
 /* base vector of output pixel (oy, ox), or NULL if all its taps are inside
@@ -270,9 +352,12 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
     pf->key[slot] = packed;
     pf->last = slot;
     int32_t *b = pf->base[slot], oc = g->out_c;
+    int ka = 0, kb = g->kh; /* the kernel rows the GEMM reads */
+    if (pf->skip_rows)
+        kept_rows(g, oy, &ka, &kb);
     for (int f = 0; f < oc; f++)
-        b[f] = g->kh * g->kw * g->in_c;
-    for (int ky = 0; ky < g->kh; ky++)
+        b[f] = (kb - ka) * g->kw * g->in_c;
+    for (int ky = ka; ky < kb; ky++)
         for (int kx = 0; kx < g->kw; kx++) {
             if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
                 continue;
@@ -305,6 +390,27 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
         __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
         _mm512_mask_storeu_epi64((dst) + k_, m_, _mm512_setzero_si512());     \
     }
+#endif
+
+#if defined(__aarch64__)
+/* 4 words per load / store pair (gcc's loop for COPY_PLAIN spends ~25
+ * instructions per 12-word run on checks and scalar ends) */
+#define COPY_NEON(dst, src, n)                                                \
+    do {                                                                      \
+        int k_ = 0;                                                           \
+        for (; k_ + 4 <= (n); k_ += 4)                                        \
+            vst1q_u64_x2((dst) + k_, vld1q_u64_x2((src) + k_));               \
+        for (; k_ < (n); k_++)                                                \
+            (dst)[k_] = (src)[k_];                                            \
+    } while (0)
+#define ZERO_NEON(dst, n)                                                     \
+    do {                                                                      \
+        int k_ = 0;                                                           \
+        for (; k_ + 2 <= (n); k_ += 2)                                        \
+            vst1q_u64((dst) + k_, vdupq_n_u64(0));                            \
+        if (k_ < (n))                                                         \
+            (dst)[k_] = 0;                                                    \
+    } while (0)
 #endif
 
 #define IM2COL_BODY(COPY, ZERO, WORDS_K, KW_K)                                \
@@ -382,6 +488,18 @@ typedef struct {
         IM2COL_BODY(COPY, ZERO, 0, 0)                                         \
     }
 HELPERS(plain, , COPY_PLAIN, ZERO_PLAIN)
+#if defined(__aarch64__)
+HELPERS(neonw, , COPY_NEON, ZERO_NEON)
+IM2COL_FIXED(neon, , COPY_NEON, ZERO_NEON, 4, 3) /* 256 channels, 3x3 */
+static void im2col_neon(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,
+                        uint64_t *cols)
+{
+    if (ebnn_words(g->in_c) == 4 && g->kw == 3)
+        im2col_neon_4x3(g, in, p0, np, cols);
+    else
+        im2col_neonw(g, in, p0, np, cols);
+}
+#endif
 #if defined(__x86_64__)
 HELPERS(avx2, EBNN_TARGET_AVX2, COPY_PLAIN, ZERO_PLAIN)
 HELPERS(avx512, EBNN_TARGET_AVX512, COPY_AVX512, ZERO_AVX512)
@@ -395,6 +513,10 @@ static conv_helpers helpers_select(void)
         return (conv_helpers){im2col_avx512};
     case EBNN_ISA_AVX2:
         return (conv_helpers){im2col_avx2};
+#endif
+#if defined(__aarch64__)
+    case EBNN_ISA_NEON:
+        return (conv_helpers){im2col_neon};
 #endif
     default:
         return (conv_helpers){im2col_plain};
@@ -577,13 +699,43 @@ static int fill_bases(const ebnn_conv_geom *g, pad_fix *pf, int64_t p, int np,
     return !pf->evicted;
 }
 
+/* the GEMM of rows a[0..np) (pixels p0..) x nf filters from w; with skip,
+ * one call per run of pixels with the same in-image kernel rows, over
+ * those rows' words only */
+static void gemm_rows(const ebnn_conv_geom *g, int skip, const uint64_t *a, int64_t lda,
+                      int64_t p0, int np, const uint64_t *w, int nf, int64_t kwords,
+                      int32_t *c, int64_t ldc, ebnn_bgemm_fn gemm)
+{
+    if (!skip) {
+        gemm(np, nf, (int)kwords, a, lda, w, kwords, c, ldc);
+        return;
+    }
+    const int64_t rw = kwords / g->kh;
+    for (int i = 0; i < np;) {
+        int64_t q = (p0 + i) / g->out_w;
+        int ky0, ky1, n = imin(np - i, g->out_w - (int)((p0 + i) % g->out_w));
+        kept_rows(g, (int)(q % g->out_h), &ky0, &ky1);
+        /* following output rows with the same kernel rows join the run */
+        for (int oy = (int)(q % g->out_h) + 1; i + n < np && oy < g->out_h; oy++) {
+            int k0, k1;
+            kept_rows(g, oy, &k0, &k1);
+            if (k0 != ky0 || k1 != ky1)
+                break;
+            n = imin(np - i, n + g->out_w);
+        }
+        gemm(n, nf, (int)((ky1 - ky0) * rw), a + i * lda + ky0 * rw, lda, w + ky0 * rw,
+             kwords, c + i * ldc, ldc);
+        i += n;
+    }
+}
+
 /* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
  * stage; int32 output is produced in place in the output array. */
 static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
                                int64_t lda, int64_t p0, int np,
                                const int32_t *const *bases, pad_fix *pf,
                                const uint64_t *w, int fa, int fb, int32_t *acc,
-                               const ebnn_output *o, ebnn_bgemm_fn gemm)
+                               const ebnn_output *o, ebnn_bgemm_fn gemm, int skip)
 {
     int64_t kwords = conv_kwords(g);
     int32_t kreal = g->kh * g->kw * g->in_c;
@@ -592,7 +744,7 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
         int nf = imin(FB, fb - f0);
         int32_t *c = direct_out ? (int32_t *)o->out + p0 * g->out_c + f0 : acc;
         int64_t ldc = direct_out ? g->out_c : nf;
-        gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, c, ldc);
+        gemm_rows(g, skip, a, lda, p0, np, w + (int64_t)f0 * kwords, nf, kwords, c, ldc, gemm);
         if (!pf) {
             ebnn_output_apply_pop_rows(o, g->out_c, p0, np, f0, nf, c, ldc, kreal, bases);
             continue;
@@ -648,11 +800,13 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     conv_helpers h = helpers_select();
     pad_fix pf;
     const int32_t **bases = NULL;
+    int skip = 0; /* see kept_rows */
     if (g->pad_mode == EBNN_PAD_ZERO) {
         bases = (const int32_t **)s;
         s += round64((size_t)pb * sizeof(*bases));
         pad_fix_init(&pf, g, w, s);
         s += pad_fix_bytes(g);
+        pf.skip_rows = skip = !direct;
     }
     const uint64_t *wg = w; /* the weights the GEMM reads */
     uint64_t *streams = NULL;
@@ -679,7 +833,8 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
             const uint64_t *a = cols + (int64_t)ox * lda + (int64_t)oy * g->stride_h * band_row_words(g);
             int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
             rows_times_filters(g, a, lda, p, np, cached ? bases : NULL,
-                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
+                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm,
+                               skip);
             p += np;
         }
         return;
@@ -688,7 +843,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
         int np = (int)(p1 - p < pb ? p1 - p : pb);
         if (direct) {
             rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, NULL, w,
-                               fa, fb, acc, o, gemm);
+                               fa, fb, acc, o, gemm, 0);
         } else {
             if (streams)
                 dense_im2col(g, streams, p, np, cols);
@@ -698,7 +853,8 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
              * more border patterns than the cache holds: then per use */
             int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
             rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
-                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
+                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm,
+                               skip);
         }
     }
 }
@@ -730,6 +886,6 @@ void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,
     for (int64_t p = p0; p < p1; p += 120) {
         int np = (int)(p1 - p < 120 ? p1 - p : 120);
         rows_times_filters(&g, in + p * words, words, p, np, NULL, NULL, w, fa,
-                           fb, acc, o, gemm);
+                           fb, acc, o, gemm, 0);
     }
 }
