@@ -151,6 +151,55 @@ static int band_mode(const ebnn_conv_geom *g)
     return ebnn_words(g->in_c) <= 2 && !direct_rows(g) && g->out_w >= BAND_MIN_W;
 }
 
+/* Clipped taps (zero padding, plain gather): a border pixel's GEMM row
+ * holds only its in-image taps -- the box ky0..ky1 x kx0..kx1, kernel row
+ * after kernel row -- and is multiplied with the weights restricted to the
+ * same kernel columns (a repacked copy per clipped column range), so its
+ * dot is exactly kept_taps * in_c - 2 popcount: no border corrections, and
+ * no popcount work on padding. Pixels are grouped by box (class); each
+ * class is one GEMM over rows gathered consecutively, and the output stage
+ * runs per run of consecutive pixels of one class. */
+#define MAX_XR 3 /* column ranges: the full one and two clipped (3x3 pad 1) */
+#define MAX_CLASSES (MAX_XR * MAX_XR)
+
+static void clip(int i0, int k, int n, int *k0, int *k1)
+{
+    *k0 = i0 < 0 ? imin(-i0, k) : 0;
+    *k1 = n - i0 < k ? n - i0 : k;
+    if (*k1 < *k0)
+        *k1 = *k0;
+}
+
+/* the distinct clipped ranges of kernel rows / columns over the output
+ * rows / columns (at most MAX_XR, else -1), full range first */
+static int ranges(int out, int stride, int pad, int k, int n, int r[MAX_XR][2])
+{
+    int cnt = 1;
+    r[0][0] = 0;
+    r[0][1] = k;
+    for (int o = 0; o < out; o++) {
+        int a, b, i = 0;
+        clip(o * stride - pad, k, n, &a, &b);
+        while (i < cnt && (r[i][0] != a || r[i][1] != b))
+            i++;
+        if (i == cnt) {
+            if (cnt == MAX_XR)
+                return -1;
+            r[cnt][0] = a;
+            r[cnt++][1] = b;
+        }
+    }
+    return cnt;
+}
+
+static int clip_fits(const ebnn_conv_geom *g)
+{
+    int r[MAX_XR][2];
+    return g->pad_mode == EBNN_PAD_ZERO && !dense_taps(g) && !direct_rows(g) &&
+           !band_mode(g) && ranges(g->out_w, g->stride_w, g->pad_left, g->kw, g->in_w, r) > 0 &&
+           ranges(g->out_h, g->stride_h, g->pad_top, g->kh, g->in_h, r) > 0;
+}
+
 size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     int64_t kw = conv_kwords(g);
@@ -165,6 +214,8 @@ size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
     if (dense_taps(g))
         s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t)) +
              round64((size_t)g->out_c * kw * sizeof(uint64_t));
+    if (clip_fits(g))
+        s += (MAX_XR - 1) * round64((size_t)g->out_c * kw * sizeof(uint64_t));
     return round64(s);
 }
 
@@ -273,6 +324,52 @@ static void popcount_rows_neon(const uint64_t *x, int64_t rows, int words, int32
         out[r] = s;
     }
 }
+
+#if defined(__aarch64__)
+/* corr[t * oc + f] = in_c - 2 popcount(w_f at tap t) straight in tap-major
+ * order, 4 filters per vector (words <= 62: byte lanes hold the sums) */
+static inline __attribute__((always_inline)) void
+corr_neon_fixed(const uint64_t *w, int oc, int taps, const int words, int in_c, int32_t *corr)
+{
+    const int64_t fstride = (int64_t)taps * words;
+    for (int t = 0; t < taps; t++) {
+        int f = 0;
+        for (; f + 4 <= oc; f += 4) {
+            uint16x8_t h[4];
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *q = (const uint8_t *)(w + (f + k) * fstride + (int64_t)t * words);
+                uint8x16_t acc = vdupq_n_u8(0);
+                int i = 0;
+                for (; i + 2 <= words; i += 2)
+                    acc = cnt_add(acc, q + 8 * i);
+                if (i < words)
+                    acc = vaddq_u8(acc, vcombine_u8(vcnt_u8(vld1_u8(q + 8 * i)), vdup_n_u8(0)));
+                h[k] = vpaddlq_u8(acc);
+            }
+            uint32x4_t tot = vpaddlq_u16(vpaddq_u16(vpaddq_u16(h[0], h[1]), vpaddq_u16(h[2], h[3])));
+            vst1q_s32(corr + (int64_t)t * oc + f,
+                      vsubq_s32(vdupq_n_s32(in_c), vshlq_n_s32(vreinterpretq_s32_u32(tot), 1)));
+        }
+        for (; f < oc; f++) {
+            int32_t c;
+            popcount_rows_neon(w + f * fstride + (int64_t)t * words, 1, words, &c);
+            corr[(int64_t)t * oc + f] = in_c - 2 * c;
+        }
+    }
+}
+
+static void corr_neon(const uint64_t *w, int oc, int taps, int words, int in_c,
+                      int32_t *corr)
+{
+    switch (words) { /* constant lengths: the per-filter loops unroll */
+    case 1: corr_neon_fixed(w, oc, taps, 1, in_c, corr); return;
+    case 2: corr_neon_fixed(w, oc, taps, 2, in_c, corr); return;
+    case 4: corr_neon_fixed(w, oc, taps, 4, in_c, corr); return;
+    case 8: corr_neon_fixed(w, oc, taps, 8, in_c, corr); return;
+    }
+    corr_neon_fixed(w, oc, taps, words, in_c, corr);
+}
+#endif
 #endif
 
 static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
@@ -285,6 +382,12 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     s += round64((size_t)rows * 4);
     int32_t *pc = (int32_t *)s;
     s += round64((size_t)rows * 4);
+#if defined(__aarch64__)
+    if (ebnn_isa_get() == EBNN_ISA_NEON && ebnn_words(g->in_c) <= 62) {
+        corr_neon(w, oc, taps, ebnn_words(g->in_c), g->in_c, pf->corr);
+        goto bases;
+    }
+#endif
 #if defined(__x86_64__)
     if (ebnn_isa_get() == EBNN_ISA_AVX512)
         popcount_rows_avx512(w, rows, ebnn_words(g->in_c), pc);
@@ -301,6 +404,9 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     for (int f = 0; f < oc; f++)
         for (int t = 0; t < taps; t++)
             pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
+#if defined(__aarch64__)
+bases:
+#endif
     for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
     pf->used = pf->next = pf->evicted = pf->last = 0;
@@ -776,6 +882,126 @@ static void share(int64_t pixels, int out_c, int tid, int nthreads,
     }
 }
 
+typedef struct {
+    int nx;                   /* column ranges                               */
+    int x[MAX_XR][2];         /* kx0, kx1                                    */
+    const uint64_t *w[MAX_XR]; /* weights [out_c][kh][kx1-kx0][words]        */
+} clip_weights;
+
+/* column-restricted weight copies of filters [fa, fb) in s */
+static void clip_weights_init(const ebnn_conv_geom *g, const uint64_t *w, int fa, int fb,
+                              uint64_t *s, clip_weights *cw)
+{
+    const int words = ebnn_words(g->in_c);
+    const int64_t kwords = conv_kwords(g);
+    cw->nx = ranges(g->out_w, g->stride_w, g->pad_left, g->kw, g->in_w, cw->x);
+    cw->w[0] = w;
+    for (int v = 1; v < cw->nx; v++, s += round64((size_t)g->out_c * kwords * 8) / 8) {
+        int nx = cw->x[v][1] - cw->x[v][0];
+        const int64_t run = (int64_t)nx * words;
+        for (int64_t r = (int64_t)fa * g->kh; r < (int64_t)fb * g->kh; r++)
+            memcpy(s + r * run, w + (r * g->kw + cw->x[v][0]) * words, (size_t)run * 8);
+        cw->w[v] = s;
+    }
+}
+
+static void clip_block(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,
+                       const clip_weights *cw, uint64_t *cols, int32_t *acc, int fa, int fb,
+                       const ebnn_output *o, ebnn_bgemm_fn gemm)
+{
+    const int words = ebnn_words(g->in_c);
+    const int64_t kwords = conv_kwords(g);
+    int key[MAX_CLASSES][3], count[MAX_CLASSES] = {0}, start[MAX_CLASSES], ncls = 0;
+    uint8_t cls[1024]; /* np <= 1024 (pixel_block) */
+    int16_t pos[1024];
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
+    /* classes, and each pixel's row within its class */
+    for (int i = 0; i < np; i++) {
+        int ky0, ky1, kx0, kx1, xi = 0, c = 0;
+        clip(oy * g->stride_h - g->pad_top, g->kh, g->in_h, &ky0, &ky1);
+        clip(ox * g->stride_w - g->pad_left, g->kw, g->in_w, &kx0, &kx1);
+        while (cw->x[xi][0] != kx0 || cw->x[xi][1] != kx1)
+            xi++;
+        while (c < ncls && (key[c][0] != ky0 || key[c][1] != ky1 || key[c][2] != xi))
+            c++;
+        if (c == ncls) {
+            key[c][0] = ky0;
+            key[c][1] = ky1;
+            key[c][2] = xi;
+            ncls++;
+        }
+        cls[i] = (uint8_t)c;
+        pos[i] = (int16_t)count[c]++;
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+    for (int c = 0, at = 0; c < ncls; c++) {
+        start[c] = at;
+        at += count[c];
+    }
+    /* gather: kept kernel rows, each the kept columns' words (contiguous) */
+    ox = (int)(p0 % g->out_w);
+    oy = (int)((p0 / g->out_w) % g->out_h);
+    n = p0 / ((int64_t)g->out_w * g->out_h);
+    for (int i = 0; i < np; i++) {
+        const int *k = key[cls[i]];
+        int kx0 = cw->x[k[2]][0], run = (cw->x[k[2]][1] - kx0) * words;
+        int iy0 = oy * g->stride_h - g->pad_top, ix = ox * g->stride_w - g->pad_left + kx0;
+        uint64_t *dst = cols + (int64_t)(start[cls[i]] + pos[i]) * kwords;
+        for (int ky = k[0]; ky < k[1]; ky++, dst += run) {
+            const uint64_t *src = in + ((n * g->in_h + iy0 + ky) * g->in_w + ix) * words;
+#if defined(__aarch64__)
+            COPY_NEON(dst, src, run);
+#else
+            COPY_PLAIN(dst, src, run);
+#endif
+        }
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+    for (int f0 = fa; f0 < fb; f0 += FB) {
+        int nf = imin(FB, fb - f0);
+        for (int c = 0; c < ncls; c++) {
+            int nx = cw->x[key[c][2]][1] - cw->x[key[c][2]][0];
+            int64_t rw = (int64_t)nx * words, ldb = g->kh * rw;
+            gemm(count[c], nf, (int)((key[c][1] - key[c][0]) * rw), cols + start[c] * kwords,
+                 kwords, cw->w[key[c][2]] + f0 * ldb + key[c][0] * rw, ldb,
+                 acc + (int64_t)start[c] * nf, nf);
+        }
+        /* the stage per run of consecutive pixels of one class */
+        for (int i = 0; i < np;) {
+            int c = cls[i], e = i + 1;
+            while (e < np && cls[e] == c)
+                e++;
+            int nx = cw->x[key[c][2]][1] - cw->x[key[c][2]][0];
+            int32_t kreal = (key[c][1] - key[c][0]) * nx * g->in_c;
+            ebnn_output_apply_pop_rows(o, g->out_c, p0 + i, e - i, f0, nf,
+                                       acc + (int64_t)(start[c] + pos[i]) * nf, nf, kreal,
+                                       NULL);
+            i = e;
+        }
+    }
+}
+
+/* the clipped-tap path runs where the GEMM is the portable or NEON one
+ * (the x86 GEMMs repack their filters per call, and the ref ISA stays the
+ * plain reference) */
+static int clip_isa(void)
+{
+    return ebnn_isa_get() == EBNN_ISA_NEON || ebnn_isa_get() == EBNN_ISA_GENERIC;
+}
+
 void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
                   const uint64_t *w, const ebnn_output *o, void *scratch,
                   int tid, int nthreads)
@@ -797,6 +1023,15 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     else if (!direct)
         s += round64((size_t)pb * kwords * sizeof(uint64_t));
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
+    if (clip_fits(g) && clip_isa()) {
+        clip_weights cw;
+        uint64_t *vs = (uint64_t *)(s + round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g));
+        clip_weights_init(g, w, fa, fb, vs, &cw);
+        for (int64_t p = p0; p < p1; p += pb)
+            clip_block(g, in, p, (int)(p1 - p < pb ? p1 - p : pb), &cw, cols, acc, fa, fb, o,
+                       gemm);
+        return;
+    }
     conv_helpers h = helpers_select();
     pad_fix pf;
     const int32_t **bases = NULL;

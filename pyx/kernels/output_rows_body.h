@@ -210,7 +210,7 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
 #define LOADF vld1q_f32
 #define STOREF vst1q_f32
 #define SETF vdupq_n_f32
-#define DOT(vb, a) vsubq_s32(vb, vshlq_n_s32(a, 1))
+#define DOT(vb, a) vmlsq_n_s32(vb, a, 2) /* one mls: vb - 2a, exact */
 #define CVT vcvtq_f32_s32
 #define MUL vmulq_f32
 #define ADD vaddq_f32
