@@ -749,10 +749,11 @@ static void dense_im2col(const ebnn_conv_geom *g, const uint64_t *streams, int64
 
 /* band rows [ya, yb) of image n (see band_mode); streams: the dense row
  * streams, or NULL to copy the taps' words from the input */
-static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *streams,
-                       int64_t n, int ya, int yb, uint64_t *band)
+static inline __attribute__((always_inline)) void
+build_band_body(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *streams,
+                int64_t n, int ya, int yb, uint64_t *band, const int R)
 {
-    const int R = band_row_words(g), bh = band_h(g), words = ebnn_words(g->in_c);
+    const int bh = band_h(g), words = ebnn_words(g->in_c);
     const int64_t sw = stream_words(g);
     int fbits = g->kw * g->in_c, rem = fbits - 64 * (R - 1);
     uint64_t last = rem >= 64 ? ~0ull : (1ull << rem) - 1;
@@ -784,6 +785,20 @@ static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64
             }
         }
     }
+}
+
+/* row words 1 and 2 (16 / 32 channels, 3x3) as constants: the stream
+ * extraction is then a few shifts per entry */
+static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *streams,
+                       int64_t n, int ya, int yb, uint64_t *band)
+{
+    const int R = band_row_words(g);
+    if (streams && R == 1)
+        build_band_body(g, in, streams, n, ya, yb, band, 1);
+    else if (streams && R == 2)
+        build_band_body(g, in, streams, n, ya, yb, band, 2);
+    else
+        build_band_body(g, in, streams, n, ya, yb, band, R);
 }
 
 /* base vectors (zero padding) of pixels [p, p+np); 1 if all are cached
