@@ -13,7 +13,7 @@
  * two pairwise adds: (p0+p1, p2+p3, p4+p5, p6+p7), then (w0+w1, w2+w3).
  * The zero-filled tail adds |+0| to sums >= +0: no bit changes. (GCC's
  * 8-lane generic vectors below went through the stack here.) */
-static float mean_abs(const float *x, int c)
+static inline __attribute__((always_inline)) float mean_abs(const float *x, int c)
 {
     float32x4_t p0 = vdupq_n_f32(0.0f), p1 = vdupq_n_f32(0.0f);
     int i = 0;
@@ -115,13 +115,25 @@ static float window_sum_direct(const ebnn_conv_geom *g, const float *in,
 }
 
 /* A of input row iy, columns [c0, c0 + width), zeros outside the image */
+static inline __attribute__((always_inline)) void
+a_row_c(const ebnn_conv_geom *g, const float *in, int64_t n, int iy, int c0, int width,
+        float *row, const int c)
+{
+    const float *src = in + ((n * g->in_h + iy) * g->in_w) * c;
+    for (int j = 0; j < width; j++) {
+        int ix = c0 + j;
+        row[j] = ix < 0 || ix >= g->in_w ? 0.0f : mean_abs(src + (int64_t)ix * c, c);
+    }
+}
+
 static void a_row(const ebnn_conv_geom *g, const float *in, int64_t n, int iy,
                   int c0, int width, float *row)
 {
-    const float *src = in + ((n * g->in_h + iy) * g->in_w) * g->in_c;
-    for (int j = 0; j < width; j++) {
-        int ix = c0 + j;
-        row[j] = ix < 0 || ix >= g->in_w ? 0.0f : mean_abs(src + (int64_t)ix * g->in_c, g->in_c);
+    switch (g->in_c) { /* ResNet widths as constants: mean_abs unrolls */
+    case 16: a_row_c(g, in, n, iy, c0, width, row, 16); break;
+    case 32: a_row_c(g, in, n, iy, c0, width, row, 32); break;
+    case 64: a_row_c(g, in, n, iy, c0, width, row, 64); break;
+    default: a_row_c(g, in, n, iy, c0, width, row, g->in_c);
     }
 }
 
