@@ -808,11 +808,29 @@ static int fill_bases(const ebnn_conv_geom *g, pad_fix *pf, int64_t p, int np,
 {
     pf->evicted = 0;
     int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
-    for (int i = 0; i < np; i++) {
-        int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-        int inside = iy0 >= 0 && iy0 + g->kh <= g->in_h && ix0 >= 0 && ix0 + g->kw <= g->in_w;
-        bases[i] = inside ? NULL : pad_fix_base(pf, oy, ox);
-        if (++ox == g->out_w) {
+    /* output columns [xa, xb) have every kernel column inside the image */
+    int xa = (g->pad_left + g->stride_w - 1) / g->stride_w;
+    int xb = g->in_w - g->kw + g->pad_left < 0 ? 0 : (g->in_w - g->kw + g->pad_left) / g->stride_w + 1;
+    xb = imin(xb, g->out_w);
+    for (int i = 0; i < np;) { /* one output row's segment at a time */
+        int seg = imin(np - i, g->out_w - ox), iy0 = oy * g->stride_h - g->pad_top;
+        int a = xa, b = xb; /* inside columns of this row */
+        if (iy0 < 0 || iy0 + g->kh > g->in_h)
+            a = b = 0;
+        for (int j = 0; j < seg; j++) {
+            int x = ox + j;
+            if (x >= a && x < b) { /* the inside run: no lookups */
+                int e = imin(b, ox + seg);
+                for (; x < e; x++, j++)
+                    bases[i + j] = NULL;
+                j--;
+                continue;
+            }
+            bases[i + j] = pad_fix_base(pf, oy, x);
+        }
+        i += seg;
+        ox += seg;
+        if (ox == g->out_w) {
             ox = 0;
             oy = oy + 1 == g->out_h ? 0 : oy + 1;
         }
