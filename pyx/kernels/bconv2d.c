@@ -520,6 +520,7 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
 #endif
 
 #define IM2COL_BODY(COPY, ZERO, WORDS_K, KW_K)                                \
+    const ebnn_conv_geom gl_ = *gp, *g = &gl_; /* see build_band_body */     \
     const int words = (WORDS_K) ? (WORDS_K) : ebnn_words(g->in_c);            \
     const int kwc = (KW_K) ? (KW_K) : g->kw, run = kwc * words;               \
     int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);    \
@@ -570,7 +571,7 @@ typedef struct {
  * looped copy costs more than the data it moves there. */
 #define IM2COL_FIXED(SUFFIX, TARGET, COPY, ZERO, W, K)                        \
     TARGET static void im2col_##SUFFIX##_##W##x##K(                          \
-        const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,      \
+        const ebnn_conv_geom *gp, const uint64_t *in, int64_t p0, int np,     \
         uint64_t *cols)                                                       \
     {                                                                         \
         IM2COL_BODY(COPY, ZERO, W, K)                                         \
@@ -580,15 +581,15 @@ typedef struct {
     IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 3)                \
     IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 1, 5)                \
     IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 5)                \
-    TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *g, const uint64_t *in, \
+    TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *gp, const uint64_t *in, \
                                        int64_t p0, int np, uint64_t *cols)    \
     {                                                                         \
-        int words_ = ebnn_words(g->in_c);                                     \
-        if (words_ <= 2 && (g->kw == 3 || g->kw == 5)) {                      \
-            if (g->kw == 3)                                                   \
-                (words_ == 1 ? im2col_##SUFFIX##_1x3 : im2col_##SUFFIX##_2x3)(g, in, p0, np, cols); \
+        int words_ = ebnn_words(gp->in_c);                                    \
+        if (words_ <= 2 && (gp->kw == 3 || gp->kw == 5)) {                    \
+            if (gp->kw == 3)                                                  \
+                (words_ == 1 ? im2col_##SUFFIX##_1x3 : im2col_##SUFFIX##_2x3)(gp, in, p0, np, cols); \
             else                                                              \
-                (words_ == 1 ? im2col_##SUFFIX##_1x5 : im2col_##SUFFIX##_2x5)(g, in, p0, np, cols); \
+                (words_ == 1 ? im2col_##SUFFIX##_1x5 : im2col_##SUFFIX##_2x5)(gp, in, p0, np, cols); \
             return;                                                           \
         }                                                                     \
         IM2COL_BODY(COPY, ZERO, 0, 0)                                         \
@@ -691,9 +692,10 @@ static void dense_streams(const ebnn_conv_geom *g, const uint64_t *in, int64_t p
 /* gather: pixel row = kh fields of kw*in_c bits (RW words each); out-of-
  * image kernel rows are zero words */
 static inline __attribute__((always_inline)) void
-dense_im2col_body(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0, int np,
+dense_im2col_body(const ebnn_conv_geom *gp, const uint64_t *streams, int64_t p0, int np,
                   uint64_t *cols, const int RW)
 {
+    const ebnn_conv_geom gl = *gp, *g = &gl; /* see build_band_body */
     int64_t sw = stream_words(g);
     int fbits = g->kw * g->in_c, rem = fbits - 64 * (RW - 1);
     uint64_t last = rem == 64 ? ~0ull : (1ull << rem) - 1;
@@ -750,9 +752,12 @@ static void dense_im2col(const ebnn_conv_geom *g, const uint64_t *streams, int64
 /* band rows [ya, yb) of image n (see band_mode); streams: the dense row
  * streams, or NULL to copy the taps' words from the input */
 static inline __attribute__((always_inline)) void
-build_band_body(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *streams,
+build_band_body(const ebnn_conv_geom *gp, const uint64_t *in, const uint64_t *streams,
                 int64_t n, int ya, int yb, uint64_t *band, const int R)
 {
+    /* a local copy: the word stores may alias *gp (no strict aliasing), so
+     * its fields would be reloaded after every store */
+    const ebnn_conv_geom gl = *gp, *g = &gl;
     const int bh = band_h(g), words = ebnn_words(g->in_c);
     const int64_t sw = stream_words(g);
     int fbits = g->kw * g->in_c, rem = fbits - 64 * (R - 1);
@@ -938,10 +943,11 @@ static void clip_weights_init(const ebnn_conv_geom *g, const uint64_t *w, int fa
     }
 }
 
-static void clip_block(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,
+static void clip_block(const ebnn_conv_geom *gp, const uint64_t *in, int64_t p0, int np,
                        const clip_weights *cw, uint64_t *cols, int32_t *acc, int fa, int fb,
                        const ebnn_output *o, ebnn_bgemm_fn gemm)
 {
+    const ebnn_conv_geom gl = *gp, *g = &gl; /* see build_band_body */
     const int words = ebnn_words(g->in_c);
     const int64_t kwords = conv_kwords(g);
     int key[MAX_CLASSES][3], count[MAX_CLASSES] = {0}, start[MAX_CLASSES], ncls = 0;
