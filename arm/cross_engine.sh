@@ -33,8 +33,10 @@ cd "$REPO"
 # the directives of setup.py's cythonize call
 cython -3 --directive boundscheck=False,wraparound=False,cdivision=True \
     pyx/_engine.pyx -o "$BUILD/_engine.c"
-# rootfs Python's CFLAGS, then setup.py's compile_args (aarch64: no extra)
-FLAGS=(-Wsign-compare -DNDEBUG -g -fwrapv -O2 -Wall -fPIC
+# what pip's build in the rootfs passes (its Python's flags), then setup.py's
+# compile_args (aarch64: no extra)
+FLAGS=(-Wsign-compare -DNDEBUG -g -fwrapv -O2 -Wall -fstack-protector-strong -Wformat
+       -Werror=format-security -fPIC
        -O3 -std=gnu11 -fno-strict-aliasing -ffp-contract=off -fopenmp
        -DNPY_NO_DEPRECATED_API=NPY_1_7_API_VERSION
        -Ipyx/kernels -Ipyx -I"$ROOT/usr/include/python3.11" -idirafter "$ROOT/usr/include"
