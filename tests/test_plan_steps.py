@@ -11,7 +11,10 @@ ENGINE = load_engine()
 pytestmark = pytest.mark.skipif(ENGINE is None, reason="edgebnn._engine is not built "
                                 "(python setup.py build_ext --inplace)")
 
-SHAPES = [(1, 1), (3, 3), (2, 63), (5, 64), (1, 65), (7, 200), (2, 3, 5, 65)]
+# + 4k channels: the vector batch norm (groups of 16 / 32 and a partial one),
+# 16 / 32 channels: NEON bit-packing across rows (with rows left over)
+SHAPES = [(1, 1), (3, 3), (2, 63), (5, 64), (1, 65), (7, 200), (2, 3, 5, 65),
+          (2, 4), (5, 16), (9, 32), (3, 36), (2, 3, 3, 48)]
 
 
 def _lrn(x, r, bias, alpha, beta):

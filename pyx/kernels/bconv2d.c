@@ -15,6 +15,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 #define FB 256 /* filters per GEMM call: a multiple of 64 (bit words) */
 
@@ -111,6 +114,7 @@ typedef struct {
     int32_t *corr, *base[SLOTS];
     uint64_t key[SLOTS]; /* in-image tap box ky0, ky1, kx0, kx1: 16 bits each */
     int used, next, evicted, last; /* last: the slot found or made last */
+    int skip_rows; /* the GEMM leaves out-of-image kernel rows out (kept_rows) */
 } pad_fix;
 
 static size_t pad_fix_bytes(const ebnn_conv_geom *g)
@@ -147,6 +151,55 @@ static int band_mode(const ebnn_conv_geom *g)
     return ebnn_words(g->in_c) <= 2 && !direct_rows(g) && g->out_w >= BAND_MIN_W;
 }
 
+/* Clipped taps (zero padding, plain gather): a border pixel's GEMM row
+ * holds only its in-image taps -- the box ky0..ky1 x kx0..kx1, kernel row
+ * after kernel row -- and is multiplied with the weights restricted to the
+ * same kernel columns (a repacked copy per clipped column range), so its
+ * dot is exactly kept_taps * in_c - 2 popcount: no border corrections, and
+ * no popcount work on padding. Pixels are grouped by box (class); each
+ * class is one GEMM over rows gathered consecutively, and the output stage
+ * runs per run of consecutive pixels of one class. */
+#define MAX_XR 3 /* column ranges: the full one and two clipped (3x3 pad 1) */
+#define MAX_CLASSES (MAX_XR * MAX_XR)
+
+static void clip(int i0, int k, int n, int *k0, int *k1)
+{
+    *k0 = i0 < 0 ? imin(-i0, k) : 0;
+    *k1 = n - i0 < k ? n - i0 : k;
+    if (*k1 < *k0)
+        *k1 = *k0;
+}
+
+/* the distinct clipped ranges of kernel rows / columns over the output
+ * rows / columns (at most MAX_XR, else -1), full range first */
+static int ranges(int out, int stride, int pad, int k, int n, int r[MAX_XR][2])
+{
+    int cnt = 1;
+    r[0][0] = 0;
+    r[0][1] = k;
+    for (int o = 0; o < out; o++) {
+        int a, b, i = 0;
+        clip(o * stride - pad, k, n, &a, &b);
+        while (i < cnt && (r[i][0] != a || r[i][1] != b))
+            i++;
+        if (i == cnt) {
+            if (cnt == MAX_XR)
+                return -1;
+            r[cnt][0] = a;
+            r[cnt++][1] = b;
+        }
+    }
+    return cnt;
+}
+
+static int clip_fits(const ebnn_conv_geom *g)
+{
+    int r[MAX_XR][2];
+    return g->pad_mode == EBNN_PAD_ZERO && !dense_taps(g) && !direct_rows(g) &&
+           !band_mode(g) && ranges(g->out_w, g->stride_w, g->pad_left, g->kw, g->in_w, r) > 0 &&
+           ranges(g->out_h, g->stride_h, g->pad_top, g->kh, g->in_h, r) > 0;
+}
+
 size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     int64_t kw = conv_kwords(g);
@@ -161,6 +214,8 @@ size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
     if (dense_taps(g))
         s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t)) +
              round64((size_t)g->out_c * kw * sizeof(uint64_t));
+    if (clip_fits(g))
+        s += (MAX_XR - 1) * round64((size_t)g->out_c * kw * sizeof(uint64_t));
     return round64(s);
 }
 
@@ -213,6 +268,110 @@ popcount_rows_avx512(const uint64_t *x, int64_t rows, int words, int32_t *out)
 }
 #endif
 
+#if defined(__ARM_NEON)
+/* same with cnt on 16 bytes at a time (the portable builtin moves every word
+ * to a vector register and back); byte lanes take up to 31 adds of <= 8.
+ * Rows of 2, 4, 8 words (<= 512 channels) get fixed-length loops. */
+static inline __attribute__((always_inline)) uint8x16_t cnt_add(uint8x16_t acc, const uint8_t *q)
+{
+    return vaddq_u8(acc, vcntq_u8(vld1q_u8(q)));
+}
+
+static inline __attribute__((always_inline)) int32_t hsum_u8(uint8x16_t acc)
+{
+#if defined(__aarch64__)
+    return vaddlvq_u8(acc);
+#else
+    uint64x2_t t = vpaddlq_u32(vpaddlq_u16(vpaddlq_u8(acc)));
+    return (int32_t)(vgetq_lane_u64(t, 0) + vgetq_lane_u64(t, 1));
+#endif
+}
+
+/* rows of an even words <= 62 */
+static inline __attribute__((always_inline)) void
+popcount_rows_neon_fixed(const uint64_t *x, int64_t rows, const int words, int32_t *out)
+{
+    const uint8_t *q = (const uint8_t *)x;
+    for (int64_t r = 0; r < rows; r++, q += 8 * words) {
+        uint8x16_t acc = vcntq_u8(vld1q_u8(q));
+        for (int i = 2; i < words; i += 2)
+            acc = cnt_add(acc, q + 8 * i);
+        out[r] = hsum_u8(acc);
+    }
+}
+
+static void popcount_rows_neon(const uint64_t *x, int64_t rows, int words, int32_t *out)
+{
+    switch (words) {
+    case 2: popcount_rows_neon_fixed(x, rows, 2, out); return;
+    case 4: popcount_rows_neon_fixed(x, rows, 4, out); return;
+    case 8: popcount_rows_neon_fixed(x, rows, 8, out); return;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *q = (const uint8_t *)(x + r * words);
+        int32_t s = 0;
+        for (int i = 0; i < words;) {
+            uint8x16_t acc = vdupq_n_u8(0);
+            int end = words - i > 62 ? i + 62 : words;
+            for (; i + 2 <= end; i += 2)
+                acc = cnt_add(acc, q + 8 * i);
+            if (i < end) {
+                acc = vaddq_u8(acc, vcombine_u8(vcnt_u8(vld1_u8(q + 8 * i)), vdup_n_u8(0)));
+                i++;
+            }
+            s += hsum_u8(acc);
+        }
+        out[r] = s;
+    }
+}
+
+#if defined(__aarch64__)
+/* corr[t * oc + f] = in_c - 2 popcount(w_f at tap t) straight in tap-major
+ * order, 4 filters per vector (words <= 62: byte lanes hold the sums) */
+static inline __attribute__((always_inline)) void
+corr_neon_fixed(const uint64_t *w, int oc, int taps, const int words, int in_c, int32_t *corr)
+{
+    const int64_t fstride = (int64_t)taps * words;
+    for (int t = 0; t < taps; t++) {
+        int f = 0;
+        for (; f + 4 <= oc; f += 4) {
+            uint16x8_t h[4];
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *q = (const uint8_t *)(w + (f + k) * fstride + (int64_t)t * words);
+                uint8x16_t acc = vdupq_n_u8(0);
+                int i = 0;
+                for (; i + 2 <= words; i += 2)
+                    acc = cnt_add(acc, q + 8 * i);
+                if (i < words)
+                    acc = vaddq_u8(acc, vcombine_u8(vcnt_u8(vld1_u8(q + 8 * i)), vdup_n_u8(0)));
+                h[k] = vpaddlq_u8(acc);
+            }
+            uint32x4_t tot = vpaddlq_u16(vpaddq_u16(vpaddq_u16(h[0], h[1]), vpaddq_u16(h[2], h[3])));
+            vst1q_s32(corr + (int64_t)t * oc + f,
+                      vsubq_s32(vdupq_n_s32(in_c), vshlq_n_s32(vreinterpretq_s32_u32(tot), 1)));
+        }
+        for (; f < oc; f++) {
+            int32_t c;
+            popcount_rows_neon(w + f * fstride + (int64_t)t * words, 1, words, &c);
+            corr[(int64_t)t * oc + f] = in_c - 2 * c;
+        }
+    }
+}
+
+static void corr_neon(const uint64_t *w, int oc, int taps, int words, int in_c,
+                      int32_t *corr)
+{
+    switch (words) { /* constant lengths: the per-filter loops unroll */
+    case 1: corr_neon_fixed(w, oc, taps, 1, in_c, corr); return;
+    case 2: corr_neon_fixed(w, oc, taps, 2, in_c, corr); return;
+    case 4: corr_neon_fixed(w, oc, taps, 4, in_c, corr); return;
+    case 8: corr_neon_fixed(w, oc, taps, 8, in_c, corr); return;
+    }
+    corr_neon_fixed(w, oc, taps, words, in_c, corr);
+}
+#endif
+#endif
+
 static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
                          char *s)
 {
@@ -223,6 +382,12 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     s += round64((size_t)rows * 4);
     int32_t *pc = (int32_t *)s;
     s += round64((size_t)rows * 4);
+#if defined(__aarch64__)
+    if (ebnn_isa_get() == EBNN_ISA_NEON && ebnn_words(g->in_c) <= 62) {
+        corr_neon(w, oc, taps, ebnn_words(g->in_c), g->in_c, pf->corr);
+        goto bases;
+    }
+#endif
 #if defined(__x86_64__)
     if (ebnn_isa_get() == EBNN_ISA_AVX512)
         popcount_rows_avx512(w, rows, ebnn_words(g->in_c), pc);
@@ -230,13 +395,36 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
         popcount_rows_x86(w, rows, ebnn_words(g->in_c), pc);
     else
 #endif
+#if defined(__ARM_NEON)
+    if (ebnn_isa_get() == EBNN_ISA_NEON)
+        popcount_rows_neon(w, rows, ebnn_words(g->in_c), pc);
+    else
+#endif
         popcount_rows_portable(w, rows, ebnn_words(g->in_c), pc);
     for (int f = 0; f < oc; f++)
         for (int t = 0; t < taps; t++)
             pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
+#if defined(__aarch64__)
+bases:
+#endif
     for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
     pf->used = pf->next = pf->evicted = pf->last = 0;
+    pf->skip_rows = 0;
+}
+
+/* Zero padding, kernel rows wholly outside the image: they add nothing, so
+ * the GEMM leaves them out (K per pixel = its in-image kernel rows: a
+ * contiguous range, as a pixel row is kh runs of kwords/kh words, ky-major,
+ * in every gather layout). Then base = kept taps * in_c - corr of the kept
+ * out-of-image taps (their zero words count popcount(w) in the GEMM). */
+static void kept_rows(const ebnn_conv_geom *g, int oy, int *ky0, int *ky1)
+{
+    int iy0 = oy * g->stride_h - g->pad_top;
+    *ky0 = iy0 < 0 ? imin(-iy0, g->kh) : 0;
+    *ky1 = g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh;
+    if (*ky1 < *ky0)
+        *ky1 = *ky0;
 }
 
 /* base vector of output pixel (oy, ox), or NULL if all its taps are inside
@@ -270,9 +458,12 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
     pf->key[slot] = packed;
     pf->last = slot;
     int32_t *b = pf->base[slot], oc = g->out_c;
+    int ka = 0, kb = g->kh; /* the kernel rows the GEMM reads */
+    if (pf->skip_rows)
+        kept_rows(g, oy, &ka, &kb);
     for (int f = 0; f < oc; f++)
-        b[f] = g->kh * g->kw * g->in_c;
-    for (int ky = 0; ky < g->kh; ky++)
+        b[f] = (kb - ka) * g->kw * g->in_c;
+    for (int ky = ka; ky < kb; ky++)
         for (int kx = 0; kx < g->kw; kx++) {
             if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
                 continue;
@@ -307,7 +498,29 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
     }
 #endif
 
+#if defined(__aarch64__)
+/* 4 words per load / store pair (gcc's loop for COPY_PLAIN spends ~25
+ * instructions per 12-word run on checks and scalar ends) */
+#define COPY_NEON(dst, src, n)                                                \
+    do {                                                                      \
+        int k_ = 0;                                                           \
+        for (; k_ + 4 <= (n); k_ += 4)                                        \
+            vst1q_u64_x2((dst) + k_, vld1q_u64_x2((src) + k_));               \
+        for (; k_ < (n); k_++)                                                \
+            (dst)[k_] = (src)[k_];                                            \
+    } while (0)
+#define ZERO_NEON(dst, n)                                                     \
+    do {                                                                      \
+        int k_ = 0;                                                           \
+        for (; k_ + 2 <= (n); k_ += 2)                                        \
+            vst1q_u64((dst) + k_, vdupq_n_u64(0));                            \
+        if (k_ < (n))                                                         \
+            (dst)[k_] = 0;                                                    \
+    } while (0)
+#endif
+
 #define IM2COL_BODY(COPY, ZERO, WORDS_K, KW_K)                                \
+    const ebnn_conv_geom gl_ = *gp, *g = &gl_; /* see build_band_body */     \
     const int words = (WORDS_K) ? (WORDS_K) : ebnn_words(g->in_c);            \
     const int kwc = (KW_K) ? (KW_K) : g->kw, run = kwc * words;               \
     int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);    \
@@ -358,7 +571,7 @@ typedef struct {
  * looped copy costs more than the data it moves there. */
 #define IM2COL_FIXED(SUFFIX, TARGET, COPY, ZERO, W, K)                        \
     TARGET static void im2col_##SUFFIX##_##W##x##K(                          \
-        const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,      \
+        const ebnn_conv_geom *gp, const uint64_t *in, int64_t p0, int np,     \
         uint64_t *cols)                                                       \
     {                                                                         \
         IM2COL_BODY(COPY, ZERO, W, K)                                         \
@@ -368,20 +581,32 @@ typedef struct {
     IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 3)                \
     IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 1, 5)                \
     IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 5)                \
-    TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *g, const uint64_t *in, \
+    TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *gp, const uint64_t *in, \
                                        int64_t p0, int np, uint64_t *cols)    \
     {                                                                         \
-        int words_ = ebnn_words(g->in_c);                                     \
-        if (words_ <= 2 && (g->kw == 3 || g->kw == 5)) {                      \
-            if (g->kw == 3)                                                   \
-                (words_ == 1 ? im2col_##SUFFIX##_1x3 : im2col_##SUFFIX##_2x3)(g, in, p0, np, cols); \
+        int words_ = ebnn_words(gp->in_c);                                    \
+        if (words_ <= 2 && (gp->kw == 3 || gp->kw == 5)) {                    \
+            if (gp->kw == 3)                                                  \
+                (words_ == 1 ? im2col_##SUFFIX##_1x3 : im2col_##SUFFIX##_2x3)(gp, in, p0, np, cols); \
             else                                                              \
-                (words_ == 1 ? im2col_##SUFFIX##_1x5 : im2col_##SUFFIX##_2x5)(g, in, p0, np, cols); \
+                (words_ == 1 ? im2col_##SUFFIX##_1x5 : im2col_##SUFFIX##_2x5)(gp, in, p0, np, cols); \
             return;                                                           \
         }                                                                     \
         IM2COL_BODY(COPY, ZERO, 0, 0)                                         \
     }
 HELPERS(plain, , COPY_PLAIN, ZERO_PLAIN)
+#if defined(__aarch64__)
+HELPERS(neonw, , COPY_NEON, ZERO_NEON)
+IM2COL_FIXED(neon, , COPY_NEON, ZERO_NEON, 4, 3) /* 256 channels, 3x3 */
+static void im2col_neon(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,
+                        uint64_t *cols)
+{
+    if (ebnn_words(g->in_c) == 4 && g->kw == 3)
+        im2col_neon_4x3(g, in, p0, np, cols);
+    else
+        im2col_neonw(g, in, p0, np, cols);
+}
+#endif
 #if defined(__x86_64__)
 HELPERS(avx2, EBNN_TARGET_AVX2, COPY_PLAIN, ZERO_PLAIN)
 HELPERS(avx512, EBNN_TARGET_AVX512, COPY_AVX512, ZERO_AVX512)
@@ -395,6 +620,10 @@ static conv_helpers helpers_select(void)
         return (conv_helpers){im2col_avx512};
     case EBNN_ISA_AVX2:
         return (conv_helpers){im2col_avx2};
+#endif
+#if defined(__aarch64__)
+    case EBNN_ISA_NEON:
+        return (conv_helpers){im2col_neon};
 #endif
     default:
         return (conv_helpers){im2col_plain};
@@ -463,9 +692,10 @@ static void dense_streams(const ebnn_conv_geom *g, const uint64_t *in, int64_t p
 /* gather: pixel row = kh fields of kw*in_c bits (RW words each); out-of-
  * image kernel rows are zero words */
 static inline __attribute__((always_inline)) void
-dense_im2col_body(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0, int np,
+dense_im2col_body(const ebnn_conv_geom *gp, const uint64_t *streams, int64_t p0, int np,
                   uint64_t *cols, const int RW)
 {
+    const ebnn_conv_geom gl = *gp, *g = &gl; /* see build_band_body */
     int64_t sw = stream_words(g);
     int fbits = g->kw * g->in_c, rem = fbits - 64 * (RW - 1);
     uint64_t last = rem == 64 ? ~0ull : (1ull << rem) - 1;
@@ -521,10 +751,14 @@ static void dense_im2col(const ebnn_conv_geom *g, const uint64_t *streams, int64
 
 /* band rows [ya, yb) of image n (see band_mode); streams: the dense row
  * streams, or NULL to copy the taps' words from the input */
-static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *streams,
-                       int64_t n, int ya, int yb, uint64_t *band)
+static inline __attribute__((always_inline)) void
+build_band_body(const ebnn_conv_geom *gp, const uint64_t *in, const uint64_t *streams,
+                int64_t n, int ya, int yb, uint64_t *band, const int R)
 {
-    const int R = band_row_words(g), bh = band_h(g), words = ebnn_words(g->in_c);
+    /* a local copy: the word stores may alias *gp (no strict aliasing), so
+     * its fields would be reloaded after every store */
+    const ebnn_conv_geom gl = *gp, *g = &gl;
+    const int bh = band_h(g), words = ebnn_words(g->in_c);
     const int64_t sw = stream_words(g);
     int fbits = g->kw * g->in_c, rem = fbits - 64 * (R - 1);
     uint64_t last = rem >= 64 ? ~0ull : (1ull << rem) - 1;
@@ -558,6 +792,20 @@ static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64
     }
 }
 
+/* row words 1 and 2 (16 / 32 channels, 3x3) as constants: the stream
+ * extraction is then a few shifts per entry */
+static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *streams,
+                       int64_t n, int ya, int yb, uint64_t *band)
+{
+    const int R = band_row_words(g);
+    if (streams && R == 1)
+        build_band_body(g, in, streams, n, ya, yb, band, 1);
+    else if (streams && R == 2)
+        build_band_body(g, in, streams, n, ya, yb, band, 2);
+    else
+        build_band_body(g, in, streams, n, ya, yb, band, R);
+}
+
 /* base vectors (zero padding) of pixels [p, p+np); 1 if all are cached
  * (else the caller looks them up per use) */
 static int fill_bases(const ebnn_conv_geom *g, pad_fix *pf, int64_t p, int np,
@@ -565,16 +813,64 @@ static int fill_bases(const ebnn_conv_geom *g, pad_fix *pf, int64_t p, int np,
 {
     pf->evicted = 0;
     int ox = (int)(p % g->out_w), oy = (int)((p / g->out_w) % g->out_h);
-    for (int i = 0; i < np; i++) {
-        int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-        int inside = iy0 >= 0 && iy0 + g->kh <= g->in_h && ix0 >= 0 && ix0 + g->kw <= g->in_w;
-        bases[i] = inside ? NULL : pad_fix_base(pf, oy, ox);
-        if (++ox == g->out_w) {
+    /* output columns [xa, xb) have every kernel column inside the image */
+    int xa = (g->pad_left + g->stride_w - 1) / g->stride_w;
+    int xb = g->in_w - g->kw + g->pad_left < 0 ? 0 : (g->in_w - g->kw + g->pad_left) / g->stride_w + 1;
+    xb = imin(xb, g->out_w);
+    for (int i = 0; i < np;) { /* one output row's segment at a time */
+        int seg = imin(np - i, g->out_w - ox), iy0 = oy * g->stride_h - g->pad_top;
+        int a = xa, b = xb; /* inside columns of this row */
+        if (iy0 < 0 || iy0 + g->kh > g->in_h)
+            a = b = 0;
+        for (int j = 0; j < seg; j++) {
+            int x = ox + j;
+            if (x >= a && x < b) { /* the inside run: no lookups */
+                int e = imin(b, ox + seg);
+                for (; x < e; x++, j++)
+                    bases[i + j] = NULL;
+                j--;
+                continue;
+            }
+            bases[i + j] = pad_fix_base(pf, oy, x);
+        }
+        i += seg;
+        ox += seg;
+        if (ox == g->out_w) {
             ox = 0;
             oy = oy + 1 == g->out_h ? 0 : oy + 1;
         }
     }
     return !pf->evicted;
+}
+
+/* the GEMM of rows a[0..np) (pixels p0..) x nf filters from w; with skip,
+ * one call per run of pixels with the same in-image kernel rows, over
+ * those rows' words only */
+static void gemm_rows(const ebnn_conv_geom *g, int skip, const uint64_t *a, int64_t lda,
+                      int64_t p0, int np, const uint64_t *w, int nf, int64_t kwords,
+                      int32_t *c, int64_t ldc, ebnn_bgemm_fn gemm)
+{
+    if (!skip) {
+        gemm(np, nf, (int)kwords, a, lda, w, kwords, c, ldc);
+        return;
+    }
+    const int64_t rw = kwords / g->kh;
+    for (int i = 0; i < np;) {
+        int64_t q = (p0 + i) / g->out_w;
+        int ky0, ky1, n = imin(np - i, g->out_w - (int)((p0 + i) % g->out_w));
+        kept_rows(g, (int)(q % g->out_h), &ky0, &ky1);
+        /* following output rows with the same kernel rows join the run */
+        for (int oy = (int)(q % g->out_h) + 1; i + n < np && oy < g->out_h; oy++) {
+            int k0, k1;
+            kept_rows(g, oy, &k0, &k1);
+            if (k0 != ky0 || k1 != ky1)
+                break;
+            n = imin(np - i, n + g->out_w);
+        }
+        gemm(n, nf, (int)((ky1 - ky0) * rw), a + i * lda + ky0 * rw, lda, w + ky0 * rw,
+             kwords, c + i * ldc, ldc);
+        i += n;
+    }
 }
 
 /* GEMM over rows a[0..np) (pixels p0..) and filters [fa, fb), then the
@@ -583,7 +879,7 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
                                int64_t lda, int64_t p0, int np,
                                const int32_t *const *bases, pad_fix *pf,
                                const uint64_t *w, int fa, int fb, int32_t *acc,
-                               const ebnn_output *o, ebnn_bgemm_fn gemm)
+                               const ebnn_output *o, ebnn_bgemm_fn gemm, int skip)
 {
     int64_t kwords = conv_kwords(g);
     int32_t kreal = g->kh * g->kw * g->in_c;
@@ -592,7 +888,7 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
         int nf = imin(FB, fb - f0);
         int32_t *c = direct_out ? (int32_t *)o->out + p0 * g->out_c + f0 : acc;
         int64_t ldc = direct_out ? g->out_c : nf;
-        gemm(np, nf, (int)kwords, a, lda, w + (int64_t)f0 * kwords, kwords, c, ldc);
+        gemm_rows(g, skip, a, lda, p0, np, w + (int64_t)f0 * kwords, nf, kwords, c, ldc, gemm);
         if (!pf) {
             ebnn_output_apply_pop_rows(o, g->out_c, p0, np, f0, nf, c, ldc, kreal, bases);
             continue;
@@ -624,6 +920,127 @@ static void share(int64_t pixels, int out_c, int tid, int nthreads,
     }
 }
 
+typedef struct {
+    int nx;                   /* column ranges                               */
+    int x[MAX_XR][2];         /* kx0, kx1                                    */
+    const uint64_t *w[MAX_XR]; /* weights [out_c][kh][kx1-kx0][words]        */
+} clip_weights;
+
+/* column-restricted weight copies of filters [fa, fb) in s */
+static void clip_weights_init(const ebnn_conv_geom *g, const uint64_t *w, int fa, int fb,
+                              uint64_t *s, clip_weights *cw)
+{
+    const int words = ebnn_words(g->in_c);
+    const int64_t kwords = conv_kwords(g);
+    cw->nx = ranges(g->out_w, g->stride_w, g->pad_left, g->kw, g->in_w, cw->x);
+    cw->w[0] = w;
+    for (int v = 1; v < cw->nx; v++, s += round64((size_t)g->out_c * kwords * 8) / 8) {
+        int nx = cw->x[v][1] - cw->x[v][0];
+        const int64_t run = (int64_t)nx * words;
+        for (int64_t r = (int64_t)fa * g->kh; r < (int64_t)fb * g->kh; r++)
+            memcpy(s + r * run, w + (r * g->kw + cw->x[v][0]) * words, (size_t)run * 8);
+        cw->w[v] = s;
+    }
+}
+
+static void clip_block(const ebnn_conv_geom *gp, const uint64_t *in, int64_t p0, int np,
+                       const clip_weights *cw, uint64_t *cols, int32_t *acc, int fa, int fb,
+                       const ebnn_output *o, ebnn_bgemm_fn gemm)
+{
+    const ebnn_conv_geom gl = *gp, *g = &gl; /* see build_band_body */
+    const int words = ebnn_words(g->in_c);
+    const int64_t kwords = conv_kwords(g);
+    int key[MAX_CLASSES][3], count[MAX_CLASSES] = {0}, start[MAX_CLASSES], ncls = 0;
+    uint8_t cls[1024]; /* np <= 1024 (pixel_block) */
+    int16_t pos[1024];
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
+    /* classes, and each pixel's row within its class */
+    for (int i = 0; i < np; i++) {
+        int ky0, ky1, kx0, kx1, xi = 0, c = 0;
+        clip(oy * g->stride_h - g->pad_top, g->kh, g->in_h, &ky0, &ky1);
+        clip(ox * g->stride_w - g->pad_left, g->kw, g->in_w, &kx0, &kx1);
+        while (cw->x[xi][0] != kx0 || cw->x[xi][1] != kx1)
+            xi++;
+        while (c < ncls && (key[c][0] != ky0 || key[c][1] != ky1 || key[c][2] != xi))
+            c++;
+        if (c == ncls) {
+            key[c][0] = ky0;
+            key[c][1] = ky1;
+            key[c][2] = xi;
+            ncls++;
+        }
+        cls[i] = (uint8_t)c;
+        pos[i] = (int16_t)count[c]++;
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+    for (int c = 0, at = 0; c < ncls; c++) {
+        start[c] = at;
+        at += count[c];
+    }
+    /* gather: kept kernel rows, each the kept columns' words (contiguous) */
+    ox = (int)(p0 % g->out_w);
+    oy = (int)((p0 / g->out_w) % g->out_h);
+    n = p0 / ((int64_t)g->out_w * g->out_h);
+    for (int i = 0; i < np; i++) {
+        const int *k = key[cls[i]];
+        int kx0 = cw->x[k[2]][0], run = (cw->x[k[2]][1] - kx0) * words;
+        int iy0 = oy * g->stride_h - g->pad_top, ix = ox * g->stride_w - g->pad_left + kx0;
+        uint64_t *dst = cols + (int64_t)(start[cls[i]] + pos[i]) * kwords;
+        for (int ky = k[0]; ky < k[1]; ky++, dst += run) {
+            const uint64_t *src = in + ((n * g->in_h + iy0 + ky) * g->in_w + ix) * words;
+#if defined(__aarch64__)
+            COPY_NEON(dst, src, run);
+#else
+            COPY_PLAIN(dst, src, run);
+#endif
+        }
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+    for (int f0 = fa; f0 < fb; f0 += FB) {
+        int nf = imin(FB, fb - f0);
+        for (int c = 0; c < ncls; c++) {
+            int nx = cw->x[key[c][2]][1] - cw->x[key[c][2]][0];
+            int64_t rw = (int64_t)nx * words, ldb = g->kh * rw;
+            gemm(count[c], nf, (int)((key[c][1] - key[c][0]) * rw), cols + start[c] * kwords,
+                 kwords, cw->w[key[c][2]] + f0 * ldb + key[c][0] * rw, ldb,
+                 acc + (int64_t)start[c] * nf, nf);
+        }
+        /* the stage per run of consecutive pixels of one class */
+        for (int i = 0; i < np;) {
+            int c = cls[i], e = i + 1;
+            while (e < np && cls[e] == c)
+                e++;
+            int nx = cw->x[key[c][2]][1] - cw->x[key[c][2]][0];
+            int32_t kreal = (key[c][1] - key[c][0]) * nx * g->in_c;
+            ebnn_output_apply_pop_rows(o, g->out_c, p0 + i, e - i, f0, nf,
+                                       acc + (int64_t)(start[c] + pos[i]) * nf, nf, kreal,
+                                       NULL);
+            i = e;
+        }
+    }
+}
+
+/* the clipped-tap path runs where the GEMM is the portable or NEON one
+ * (the x86 GEMMs repack their filters per call, and the ref ISA stays the
+ * plain reference) */
+static int clip_isa(void)
+{
+    return ebnn_isa_get() == EBNN_ISA_NEON || ebnn_isa_get() == EBNN_ISA_GENERIC;
+}
+
 void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
                   const uint64_t *w, const ebnn_output *o, void *scratch,
                   int tid, int nthreads)
@@ -645,14 +1062,25 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     else if (!direct)
         s += round64((size_t)pb * kwords * sizeof(uint64_t));
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
+    if (clip_fits(g) && clip_isa()) {
+        clip_weights cw;
+        uint64_t *vs = (uint64_t *)(s + round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g));
+        clip_weights_init(g, w, fa, fb, vs, &cw);
+        for (int64_t p = p0; p < p1; p += pb)
+            clip_block(g, in, p, (int)(p1 - p < pb ? p1 - p : pb), &cw, cols, acc, fa, fb, o,
+                       gemm);
+        return;
+    }
     conv_helpers h = helpers_select();
     pad_fix pf;
     const int32_t **bases = NULL;
+    int skip = 0; /* see kept_rows */
     if (g->pad_mode == EBNN_PAD_ZERO) {
         bases = (const int32_t **)s;
         s += round64((size_t)pb * sizeof(*bases));
         pad_fix_init(&pf, g, w, s);
         s += pad_fix_bytes(g);
+        pf.skip_rows = skip = !direct;
     }
     const uint64_t *wg = w; /* the weights the GEMM reads */
     uint64_t *streams = NULL;
@@ -679,7 +1107,8 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
             const uint64_t *a = cols + (int64_t)ox * lda + (int64_t)oy * g->stride_h * band_row_words(g);
             int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
             rows_times_filters(g, a, lda, p, np, cached ? bases : NULL,
-                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
+                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm,
+                               skip);
             p += np;
         }
         return;
@@ -688,7 +1117,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
         int np = (int)(p1 - p < pb ? p1 - p : pb);
         if (direct) {
             rows_times_filters(g, in + p * kwords, kwords, p, np, NULL, NULL, w,
-                               fa, fb, acc, o, gemm);
+                               fa, fb, acc, o, gemm, 0);
         } else {
             if (streams)
                 dense_im2col(g, streams, p, np, cols);
@@ -698,7 +1127,8 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
              * more border patterns than the cache holds: then per use */
             int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
             rows_times_filters(g, cols, kwords, p, np, cached ? bases : NULL,
-                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm);
+                               bases && !cached ? &pf : NULL, wg, fa, fb, acc, o, gemm,
+                               skip);
         }
     }
 }
@@ -730,6 +1160,6 @@ void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,
     for (int64_t p = p0; p < p1; p += 120) {
         int np = (int)(p1 - p < 120 ? p1 - p : 120);
         rows_times_filters(&g, in + p * words, words, p, np, NULL, NULL, w, fa,
-                           fb, acc, o, gemm);
+                           fb, acc, o, gemm, 0);
     }
 }

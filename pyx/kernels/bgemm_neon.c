@@ -384,9 +384,17 @@ static void plan(a_plan *p, int rows, int kw, int64_t lda_words,
 /* Rows [i0, i0+rows) against all n filters over the K block [k0, k1). Whole
  * filter tiles of the first block go straight into c; the rest (a last
  * partial filter tile, later K blocks adding to c) through a small buffer. */
+/* the direct tiles' plan, kept across the row tiles of one call (they
+ * mostly share rows and K width; strides are fixed per call) */
+typedef struct {
+    a_plan p;
+    int rows, kw;
+} plan_cache;
+
 static void bgemm_neon_rows(int rows, int i0, int n, int k0, int k1,
                             const uint64_t *a, int64_t lda, const uint64_t *b,
-                            int64_t ldb, int32_t *c, int64_t ldc, int first)
+                            int64_t ldb, int32_t *c, int64_t ldc, int first,
+                            plan_cache *pc)
 {
     tile_fn fn = tiles[rows];
     const uint64_t *pa = a + (int64_t)i0 * lda + k0;
@@ -394,8 +402,12 @@ static void bgemm_neon_rows(int rows, int i0, int n, int k0, int k1,
     a_plan p;
     int j = 0;
     if (first && n >= 4 && DIRECT_OK(rows)) {
-        plan(&p, rows, k1 - k0, lda, ldb, ldc);
-        fn(pa, b + k0, ct, n / 4, &p);
+        if (pc->rows != rows || pc->kw != k1 - k0) {
+            plan(&pc->p, rows, k1 - k0, lda, ldb, ldc);
+            pc->rows = rows;
+            pc->kw = k1 - k0;
+        }
+        fn(pa, b + k0, ct, n / 4, &pc->p);
         j = n / 4 * 4;
     }
     /* buffered: 4 filters from j (shifted back to n-4 at the edge when
@@ -424,11 +436,12 @@ void ebnn_bgemm_neon(int m, int n, int kwords, const uint64_t *a, int64_t lda,
     /* balanced row tiles of at most MAX_ROWS rows (196 -> 16 x 10 + 4 x 9) */
     int ntiles = (m + MAX_ROWS - 1) / MAX_ROWS;
     int base = m / ntiles, extra = m % ntiles;
+    plan_cache pc = {.rows = -1};
     for (int t = 0, i = 0; t < ntiles; t++) {
         int rows = base + (t < extra);
         for (int k0 = 0; k0 < kwords || k0 == 0; k0 += KBLOCK) {
             int k1 = kwords - k0 < KBLOCK ? kwords : k0 + KBLOCK;
-            bgemm_neon_rows(rows, i, n, k0, k1, a, lda, b, ldb, c, ldc, k0 == 0);
+            bgemm_neon_rows(rows, i, n, k0, k1, a, lda, b, ldb, c, ldc, k0 == 0, &pc);
         }
         i += rows;
     }

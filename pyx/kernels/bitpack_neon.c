@@ -22,12 +22,23 @@ static inline uint8x16_t sign_bytes(const float *x)
 {
     static const uint8_t weights[16] = {1, 2, 4, 8, 16, 32, 64, 128,
                                         1, 2, 4, 8, 16, 32, 64, 128};
+#if defined(__aarch64__)
+    /* one 4-register load, compares with 0 (ordered), three unzips of the
+     * all-ones / zero masks down to bytes */
+    float32x4x4_t v = vld1q_f32_x4(x);
+    uint16x8_t lo = vuzp1q_u16(vreinterpretq_u16_u32(vcltzq_f32(v.val[0])),
+                               vreinterpretq_u16_u32(vcltzq_f32(v.val[1])));
+    uint16x8_t hi = vuzp1q_u16(vreinterpretq_u16_u32(vcltzq_f32(v.val[2])),
+                               vreinterpretq_u16_u32(vcltzq_f32(v.val[3])));
+    uint8x16_t mask = vuzp1q_u8(vreinterpretq_u8_u16(lo), vreinterpretq_u8_u16(hi));
+#else
     const float32x4_t zero = vdupq_n_f32(0.0f);
     uint16x8_t lo = vcombine_u16(vmovn_u32(vcltq_f32(vld1q_f32(x), zero)),
                                  vmovn_u32(vcltq_f32(vld1q_f32(x + 4), zero)));
     uint16x8_t hi = vcombine_u16(vmovn_u32(vcltq_f32(vld1q_f32(x + 8), zero)),
                                  vmovn_u32(vcltq_f32(vld1q_f32(x + 12), zero)));
     uint8x16_t mask = vcombine_u8(vmovn_u16(lo), vmovn_u16(hi));
+#endif
     return vandq_u8(mask, vld1q_u8(weights));
 }
 
@@ -53,10 +64,31 @@ static inline uint64_t pack_upto64(const float *x, int n)
     return vgetq_lane_u64(vreinterpretq_u64_u8(q), 0);
 }
 
+/* rows of c = 16 or 32 floats (a divisor of 64) are packed 64 floats at a
+ * time across rows: the word's c-bit fields are the rows' words */
+static void pack_narrow(const float *x, int64_t groups, const int c, uint64_t *out)
+{
+    const uint64_t mask = (1ull << c) - 1;
+    for (int64_t g = 0; g < groups; g++, x += 64, out += 64 / c) {
+        uint64_t word = pack_upto64(x, 64);
+        for (int k = 0; k < 64 / c; k++)
+            out[k] = (word >> (k * c)) & mask;
+    }
+}
+
 void ebnn_bitpack_f32_neon(const float *x, int64_t rows, int c, uint64_t *out)
 {
     int full = c / 64, rest = c % 64, words = ebnn_words(c);
-    for (int64_t r = 0; r < rows; r++) {
+    int64_t r0 = 0;
+    if (c == 16 || c == 32) {
+        int64_t groups = rows / (64 / c);
+        if (c == 16)
+            pack_narrow(x, groups, 16, out);
+        else
+            pack_narrow(x, groups, 32, out);
+        r0 = groups * (64 / c);
+    }
+    for (int64_t r = r0; r < rows; r++) {
         const float *xr = x + r * c;
         uint64_t *o = out + r * words;
         for (int w = 0; w < full; w++)

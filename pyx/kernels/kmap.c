@@ -13,7 +13,7 @@
  * two pairwise adds: (p0+p1, p2+p3, p4+p5, p6+p7), then (w0+w1, w2+w3).
  * The zero-filled tail adds |+0| to sums >= +0: no bit changes. (GCC's
  * 8-lane generic vectors below went through the stack here.) */
-static float mean_abs(const float *x, int c)
+static inline __attribute__((always_inline)) float mean_abs(const float *x, int c)
 {
     float32x4_t p0 = vdupq_n_f32(0.0f), p1 = vdupq_n_f32(0.0f);
     int i = 0;
@@ -96,6 +96,9 @@ static float mean_abs(const float *x, int c)
 #define KMAP_TILE 4096 /* floats of A (16 KiB of stack) */
 #define KMAP_RUN 256   /* output pixels summed at once */
 #define KMAP_MAX_KH 64 /* taller windows take the direct path */
+#define KMAP_MAX_KW 64 /* wider ones sum a run at a time (below) */
+/* 4 floats (NEON on aarch64, SSE on x86-64; IEEE adds and divides) */
+typedef float v4f __attribute__((vector_size(16)));
 
 static float window_sum_direct(const ebnn_conv_geom *g, const float *in,
                                int64_t n, int oy, int ox)
@@ -115,14 +118,49 @@ static float window_sum_direct(const ebnn_conv_geom *g, const float *in,
 }
 
 /* A of input row iy, columns [c0, c0 + width), zeros outside the image */
-static void a_row(const ebnn_conv_geom *g, const float *in, int64_t n, int iy,
-                  int c0, int width, float *row)
+static inline __attribute__((always_inline)) void
+a_row_c(const ebnn_conv_geom *g, const float *in, int64_t n, int iy, int c0, int width,
+        float *row, const int c)
 {
-    const float *src = in + ((n * g->in_h + iy) * g->in_w) * g->in_c;
+    const float *src = in + ((n * g->in_h + iy) * g->in_w) * c;
     for (int j = 0; j < width; j++) {
         int ix = c0 + j;
-        row[j] = ix < 0 || ix >= g->in_w ? 0.0f : mean_abs(src + (int64_t)ix * g->in_c, g->in_c);
+        row[j] = ix < 0 || ix >= g->in_w ? 0.0f : mean_abs(src + (int64_t)ix * c, c);
     }
+}
+
+static inline __attribute__((always_inline)) void
+a_row(const ebnn_conv_geom *g, const float *in, int64_t n, int iy, int c0, int width,
+      float *row)
+{
+    switch (g->in_c) { /* ResNet widths as constants: mean_abs unrolls */
+    case 16: a_row_c(g, in, n, iy, c0, width, row, 16); break;
+    case 32: a_row_c(g, in, n, iy, c0, width, row, 32); break;
+    case 64: a_row_c(g, in, n, iy, c0, width, row, 64); break;
+    default: a_row_c(g, in, n, iy, c0, width, row, g->in_c);
+    }
+}
+
+/* out[i] = (sum over the rows, kx of rows[r][kx + i]) / taps for i in
+ * whole groups of 4, in registers; returns the outputs done */
+static inline __attribute__((always_inline)) int64_t
+window_sums4(const float *const *rows, int nr, const int kw, int64_t cnt, float taps,
+             float *out)
+{
+    const v4f vtaps = {taps, taps, taps, taps};
+    int64_t i = 0;
+    for (; i + 4 <= cnt; i += 4) {
+        v4f acc = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int r = 0; r < nr; r++)
+            for (int kx = 0; kx < kw; kx++) {
+                v4f t;
+                memcpy(&t, rows[r] + kx + i, sizeof t);
+                acc += t;
+            }
+        acc /= vtaps;
+        memcpy(out + i, &acc, sizeof acc);
+    }
+    return i;
 }
 
 void ebnn_kmap(const ebnn_conv_geom *g, const float *in, float *out,
@@ -165,6 +203,37 @@ void ebnn_kmap(const ebnn_conv_geom *g, const float *in, float *out,
             for (int i = 0; i < kh; i++)
                 tag[i] = -1;
             key_n = n, key_c0 = c0, key_width = width;
+        }
+        if (sw == 1 && g->kw <= KMAP_MAX_KW) {
+            /* 4 outputs at a time, their sums in one register across the
+             * window (the same additions in the same order per output) */
+            const float *rows[KMAP_MAX_KH];
+            int nr = 0;
+            for (int ky = 0; ky < kh; ky++) {
+                int iy = r0 + ky;
+                if (iy < 0 || iy >= g->in_h)
+                    continue;           /* skipped, as the direct path does */
+                float *row = tile + (int64_t)(iy % kh) * width;
+                if (tag[iy % kh] != iy) {
+                    a_row(g, in, n, iy, c0, width, row);
+                    tag[iy % kh] = iy;
+                }
+                rows[nr++] = row;
+            }
+            int64_t i = 0;
+            if (g->kw == 3)
+                i = window_sums4(rows, nr, 3, cnt, taps, out + p);
+            else
+                i = window_sums4(rows, nr, g->kw, cnt, taps, out + p);
+            for (; i < cnt; i++) {
+                float acc = 0.0f;
+                for (int r = 0; r < nr; r++)
+                    for (int kx = 0; kx < g->kw; kx++)
+                        acc += rows[r][kx + i];
+                out[p + i] = acc / taps;
+            }
+            p += cnt;
+            continue;
         }
         for (int64_t i = 0; i < cnt; i++)
             sum[i] = 0.0f;

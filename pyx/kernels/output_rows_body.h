@@ -210,7 +210,7 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
 #define LOADF vld1q_f32
 #define STOREF vst1q_f32
 #define SETF vdupq_n_f32
-#define DOT(vb, a) vsubq_s32(vb, vshlq_n_s32(a, 1))
+#define DOT(vb, a) vmlsq_n_s32(vb, a, 2) /* one mls: vb - 2a, exact */
 #define CVT vcvtq_f32_s32
 #define MUL vmulq_f32
 #define ADD vaddq_f32
@@ -497,6 +497,15 @@ ROWS_TARGET static void RF(rows_chunk)(const rows_job *jb, int64_t p0, int np, i
     if (RF(fixed_any)(jb, p0, np, f0, nf))
         return;
     const ebnn_output *o = jb->o;
+#if ROWS_ISA == 0 && defined(__aarch64__)
+    /* wider float rows: groups of 32 filters, each group's mul / bias in
+     * registers across the pixels (all 256 would not fit) */
+    if (o->kind == EBNN_OUT_FLOAT && jb->src != SRC_I32 && nf > 64 && nf % 32 == 0) {
+        for (int g = 0; g < nf; g += 32)
+            RF(fixed_any)(jb, p0, np, f0 + g, 32);
+        return;
+    }
+#endif
     const int out_c = jb->out_c, src = jb->src;
     const float *m = o->mul ? o->mul + f0 : ones_f32;
     const float *b = o->bias ? o->bias + f0 : negzero_f32;
