@@ -102,13 +102,16 @@ static int direct_rows(const ebnn_conv_geom *g)
 
 #define SLOTS 32 /* cached border patterns (3x3 stride 1: 8, 5x5: 24) */
 
-/* Per-thread state for zero padding: corr[t * out_c + f] = in_c -
- * 2 popcount(w_f at tap t), and for recently seen border patterns (the
- * in-image tap box ky0..ky1 x kx0..kx1) base[f] = kh*kw*in_c - sum of corr
- * over the pattern's out-of-image taps, so dot = base[f] - 2 popcount. */
+/* Per-thread state for zero padding: corr(t, f) = in_c - 2 popcount(w_f at
+ * tap t), kept as 2-D prefix sums over the taps, sum[(y * (kw+1) + x) *
+ * out_c + f] = sum of corr over taps ky < y, kx < x, and for recently seen
+ * border patterns (the in-image tap box ky0..ky1 x kx0..kx1) base[f] =
+ * kh*kw*in_c - sum of corr over the pattern's out-of-image taps = kh*kw*in_c
+ * - (all taps - box), four prefix terms (exact integers), so dot = base[f]
+ * - 2 popcount. */
 typedef struct {
     const ebnn_conv_geom *g;
-    int32_t *corr, *base[SLOTS];
+    int32_t *sum, *base[SLOTS];
     uint64_t key[SLOTS]; /* in-image tap box ky0, ky1, kx0, kx1: 16 bits each */
     int used, next, evicted, last; /* last: the slot found or made last */
 } pad_fix;
@@ -116,7 +119,8 @@ typedef struct {
 static size_t pad_fix_bytes(const ebnn_conv_geom *g)
 {
     size_t oc = (size_t)g->out_c, taps = (size_t)g->kh * g->kw;
-    return 2 * round64(oc * taps * 4) + SLOTS * round64(oc * 4);
+    return round64(oc * (g->kh + 1) * (g->kw + 1) * 4) + round64(oc * taps * 4) +
+           SLOTS * round64(oc * 4);
 }
 
 /* Column bands (implicit GEMM) for narrow layers: instead of gathering
@@ -178,7 +182,7 @@ static void popcount_rows_portable(const uint64_t *x, int64_t rows, int words, i
 #if defined(__x86_64__)
 /* same, with the popcnt instruction (every x86 ISA above generic has it;
  * the portable builtin is a table lookup in libgcc), or vectorized by the
- * compiler with vpopcntq; rows of 4 and 8 words (256 / 512 channels) get
+ * compiler with vpopcntq; rows of 1, 4 and 8 words (64 / 256 / 512 channels) get
  * fixed-length loops */
 static inline __attribute__((always_inline)) void
 popcount_rows_fixed(const uint64_t *x, int64_t rows, int words, int32_t *out)
@@ -190,7 +194,9 @@ popcount_rows_fixed(const uint64_t *x, int64_t rows, int words, int32_t *out)
             s += (int)__builtin_popcountll(x[r * (W) + i]);                   \
         out[r] = s;                                                           \
     }
-    if (words == 4) {
+    if (words == 1) { /* narrow layers (<= 64 channels): one vpopcntq per 8 */
+        ROWS_OF(1)
+    } else if (words == 4) {
         ROWS_OF(4)
     } else if (words == 8) {
         ROWS_OF(8)
@@ -216,11 +222,11 @@ popcount_rows_avx512(const uint64_t *x, int64_t rows, int words, int32_t *out)
 static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
                          char *s)
 {
-    int taps = g->kh * g->kw, oc = g->out_c;
+    int taps = g->kh * g->kw, oc = g->out_c, sx = g->kw + 1;
     int64_t rows = (int64_t)oc * taps;
     pf->g = g;
-    pf->corr = (int32_t *)s;
-    s += round64((size_t)rows * 4);
+    pf->sum = (int32_t *)s;
+    s += round64((size_t)oc * (g->kh + 1) * sx * 4);
     int32_t *pc = (int32_t *)s;
     s += round64((size_t)rows * 4);
 #if defined(__x86_64__)
@@ -231,9 +237,22 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     else
 #endif
         popcount_rows_portable(w, rows, ebnn_words(g->in_c), pc);
-    for (int f = 0; f < oc; f++)
-        for (int t = 0; t < taps; t++)
-            pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
+    int32_t *sum = pf->sum;
+    for (int x = 0; x < sx; x++) /* row 0 and column 0 of the prefix: 0 */
+        for (int f = 0; f < oc; f++)
+            sum[(int64_t)x * oc + f] = 0;
+    for (int y = 1; y <= g->kh; y++) {
+        int32_t *row = sum + (int64_t)y * sx * oc;
+        const int32_t *up = row - (int64_t)sx * oc;
+        for (int f = 0; f < oc; f++)
+            row[f] = 0;
+        for (int x = 1; x < sx; x++)
+            for (int f = 0; f < oc; f++) {
+                int32_t corr = g->in_c - 2 * pc[(int64_t)f * taps + (y - 1) * g->kw + x - 1];
+                row[(int64_t)x * oc + f] = corr + row[(int64_t)(x - 1) * oc + f] +
+                                           up[(int64_t)x * oc + f] - up[(int64_t)(x - 1) * oc + f];
+            }
+    }
     for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
     pf->used = pf->next = pf->evicted = pf->last = 0;
@@ -269,17 +288,16 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
         pf->evicted = 1; /* pointers handed out earlier may now be stale */
     pf->key[slot] = packed;
     pf->last = slot;
-    int32_t *b = pf->base[slot], oc = g->out_c;
+    int32_t *restrict b = pf->base[slot], oc = g->out_c, sx = g->kw + 1;
+    const int32_t *restrict sum = pf->sum;
+    const int32_t *all = sum + ((int64_t)g->kh * sx + g->kw) * oc;
+    const int32_t *y1x1 = sum + ((int64_t)key[1] * sx + key[3]) * oc;
+    const int32_t *y0x1 = sum + ((int64_t)key[0] * sx + key[3]) * oc;
+    const int32_t *y1x0 = sum + ((int64_t)key[1] * sx + key[2]) * oc;
+    const int32_t *y0x0 = sum + ((int64_t)key[0] * sx + key[2]) * oc;
+    const int32_t full = g->kh * g->kw * g->in_c;
     for (int f = 0; f < oc; f++)
-        b[f] = g->kh * g->kw * g->in_c;
-    for (int ky = 0; ky < g->kh; ky++)
-        for (int kx = 0; kx < g->kw; kx++) {
-            if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
-                continue;
-            const int32_t *ct = pf->corr + (int64_t)(ky * g->kw + kx) * oc;
-            for (int f = 0; f < oc; f++)
-                b[f] -= ct[f];
-        }
+        b[f] = full - (all[f] - (y1x1[f] - y0x1[f] - y1x0[f] + y0x0[f]));
     return b;
 }
 
@@ -410,6 +428,21 @@ static conv_helpers helpers_select(void)
 static void pack_run(uint64_t *dst, int64_t words, int64_t start, const uint64_t *src,
                      int64_t stride, int count, int bits)
 {
+    if (64 % bits == 0 && start % bits == 0) {
+        /* items never straddle a word (in_c 1, 2, 4, ..., 64): each word
+         * is the OR of its own 64/bits items, words independent of each
+         * other (no carry chain from item to item) */
+        const int per = 64 / bits;
+        const int64_t first = start / bits; /* item slot of item 0 */
+        for (int64_t j = 0; j < words; j++) {
+            int64_t i0 = j * per - first, i1 = i0 + per;
+            uint64_t v = 0;
+            for (int64_t i = i0 < 0 ? 0 : i0; i < i1 && i < count; i++)
+                v |= src[i * stride] << ((i - i0) * bits);
+            dst[j] = v;
+        }
+        return;
+    }
     int64_t wi = start >> 6;
     for (int64_t j = 0; j < wi; j++)
         dst[j] = 0;
