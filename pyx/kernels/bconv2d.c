@@ -119,7 +119,7 @@ typedef struct {
 static size_t pad_fix_bytes(const ebnn_conv_geom *g)
 {
     size_t oc = (size_t)g->out_c, taps = (size_t)g->kh * g->kw;
-    return round64(oc * (g->kh + 1) * (g->kw + 1) * 4) + round64(oc * taps * 4) +
+    return round64(oc * (g->kh + 1) * (g->kw + 1) * 4) + 2 * round64(oc * taps * 4) +
            SLOTS * round64(oc * 4);
 }
 
@@ -229,6 +229,8 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     s += round64((size_t)oc * (g->kh + 1) * sx * 4);
     int32_t *pc = (int32_t *)s;
     s += round64((size_t)rows * 4);
+    int32_t *restrict corr = (int32_t *)s; /* tap-major: corr[t * oc + f] */
+    s += round64((size_t)rows * 4);
 #if defined(__x86_64__)
     if (ebnn_isa_get() == EBNN_ISA_AVX512)
         popcount_rows_avx512(w, rows, ebnn_words(g->in_c), pc);
@@ -237,21 +239,24 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
     else
 #endif
         popcount_rows_portable(w, rows, ebnn_words(g->in_c), pc);
-    int32_t *sum = pf->sum;
-    for (int x = 0; x < sx; x++) /* row 0 and column 0 of the prefix: 0 */
-        for (int f = 0; f < oc; f++)
-            sum[(int64_t)x * oc + f] = 0;
+    for (int f = 0; f < oc; f++)
+        for (int t = 0; t < taps; t++)
+            corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
+    /* prefix rows with filters innermost (contiguous, vectorized) */
+    int32_t *restrict sum = pf->sum;
+    for (int64_t i = 0; i < (int64_t)sx * oc; i++) /* row 0 of the prefix: 0 */
+        sum[i] = 0;
     for (int y = 1; y <= g->kh; y++) {
-        int32_t *row = sum + (int64_t)y * sx * oc;
-        const int32_t *up = row - (int64_t)sx * oc;
-        for (int f = 0; f < oc; f++)
+        int32_t *restrict row = sum + (int64_t)y * sx * oc;
+        const int32_t *restrict up = row - (int64_t)sx * oc;
+        const int32_t *restrict ct = corr + (int64_t)(y - 1) * g->kw * oc;
+        for (int f = 0; f < oc; f++) /* column 0: 0 */
             row[f] = 0;
         for (int x = 1; x < sx; x++)
-            for (int f = 0; f < oc; f++) {
-                int32_t corr = g->in_c - 2 * pc[(int64_t)f * taps + (y - 1) * g->kw + x - 1];
-                row[(int64_t)x * oc + f] = corr + row[(int64_t)(x - 1) * oc + f] +
+            for (int f = 0; f < oc; f++)
+                row[(int64_t)x * oc + f] = ct[(int64_t)(x - 1) * oc + f] +
+                                           row[(int64_t)(x - 1) * oc + f] +
                                            up[(int64_t)x * oc + f] - up[(int64_t)(x - 1) * oc + f];
-            }
     }
     for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
@@ -425,21 +430,42 @@ static conv_helpers helpers_select(void)
  * zero bits before them and up to word `words` (exclusive). Built in a
  * register: OR-ing into memory item by item chains every item on a
  * store-to-load forwarding. */
+/* words [0, words) when items never straddle a word (64 % bits == 0,
+ * start % bits == 0): word j is the OR of its own `per` items, so words are
+ * independent (no carry chain from item to item); PER constant after
+ * inlining for the common item sizes */
+static inline __attribute__((always_inline)) void
+pack_aligned(uint64_t *dst, int64_t words, int64_t first, const uint64_t *src,
+             int64_t stride, int count, int bits, const int per)
+{
+    for (int64_t j = 0; j < words; j++) {
+        int64_t a = j * per - first; /* item in slot 0 of word j */
+        int q0 = a < 0 ? (int)(a < -per ? per : -a) : 0;
+        int qn = count - a < per ? (int)(count - a < 0 ? 0 : count - a) : per;
+        uint64_t v = 0;
+        for (int q = q0; q < qn; q++)
+            v |= src[(a + q) * stride] << (q * bits);
+        dst[j] = v;
+    }
+}
+
 static void pack_run(uint64_t *dst, int64_t words, int64_t start, const uint64_t *src,
                      int64_t stride, int count, int bits)
 {
     if (64 % bits == 0 && start % bits == 0) {
-        /* items never straddle a word (in_c 1, 2, 4, ..., 64): each word
-         * is the OR of its own 64/bits items, words independent of each
-         * other (no carry chain from item to item) */
-        const int per = 64 / bits;
         const int64_t first = start / bits; /* item slot of item 0 */
-        for (int64_t j = 0; j < words; j++) {
-            int64_t i0 = j * per - first, i1 = i0 + per;
-            uint64_t v = 0;
-            for (int64_t i = i0 < 0 ? 0 : i0; i < i1 && i < count; i++)
-                v |= src[i * stride] << ((i - i0) * bits);
-            dst[j] = v;
+        switch (64 / bits) {
+        case 1:
+            pack_aligned(dst, words, first, src, stride, count, bits, 1);
+            break;
+        case 2:
+            pack_aligned(dst, words, first, src, stride, count, bits, 2);
+            break;
+        case 4:
+            pack_aligned(dst, words, first, src, stride, count, bits, 4);
+            break;
+        default:
+            pack_aligned(dst, words, first, src, stride, count, bits, 64 / bits);
         }
         return;
     }
@@ -533,9 +559,62 @@ dense_im2col_body(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0, 
     }
 }
 
+#if defined(__x86_64__)
+/* the same gather with a kernel row's RW <= 8 words as one zmm: two masked
+ * loads (words j and j + 1 of the stream), the funnel shift, the mask of
+ * the last word, one masked store; the same words as dense_im2col_body */
+EBNN_TARGET_AVX512 static void dense_im2col_avx512(const ebnn_conv_geom *g,
+                                                   const uint64_t *streams, int64_t p0,
+                                                   int np, uint64_t *cols)
+{
+    const int RW = dense_row_words(g);
+    const int64_t sw = stream_words(g);
+    int fbits = g->kw * g->in_c, rem = fbits - 64 * (RW - 1);
+    uint64_t last = rem == 64 ? ~0ull : (1ull << rem) - 1;
+    const __mmask8 m = (__mmask8)((1u << RW) - 1);
+    const __m512i keep = _mm512_mask_set1_epi64(_mm512_set1_epi64(-1), (__mmask8)(1u << (RW - 1)),
+                                                 (long long)last);
+    const __m512i zero = _mm512_setzero_si512();
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
+    uint64_t *dst = cols;
+    for (int i = 0; i < np; i++) {
+        int iy0 = oy * g->stride_h - g->pad_top;
+        int64_t b = (int64_t)ox * g->stride_w * g->in_c;
+        const __m128i sh = _mm_cvtsi32_si128((int)(b & 63)), up = _mm_cvtsi32_si128(63 - (int)(b & 63));
+        for (int ky = 0; ky < g->kh; ky++, dst += RW) {
+            int iy = iy0 + ky;
+            if (iy < 0 || iy >= g->in_h) {
+                _mm512_mask_storeu_epi64(dst, m, zero);
+                continue;
+            }
+            const uint64_t *src = streams + (n * g->in_h + iy) * sw + (b >> 6);
+            __m512i lo = _mm512_maskz_loadu_epi64(m, src), hi = _mm512_maskz_loadu_epi64(m, src + 1);
+            /* (hi << 1) << (63 - sh): no shift by 64 when sh == 0 */
+            __m512i v = _mm512_or_si512(_mm512_srl_epi64(lo, sh),
+                                        _mm512_sll_epi64(_mm512_slli_epi64(hi, 1), up));
+            _mm512_mask_storeu_epi64(dst, m, _mm512_and_si512(v, keep));
+        }
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+#endif
+
 static void dense_im2col(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0,
                          int np, uint64_t *cols)
 {
+#if defined(__x86_64__)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512 && dense_row_words(g) <= 8) {
+        dense_im2col_avx512(g, streams, p0, np, cols);
+        return;
+    }
+#endif
     switch (dense_row_words(g)) {
     case 1:
         dense_im2col_body(g, streams, p0, np, cols, 1);
