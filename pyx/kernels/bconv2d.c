@@ -102,16 +102,13 @@ static int direct_rows(const ebnn_conv_geom *g)
 
 #define SLOTS 32 /* cached border patterns (3x3 stride 1: 8, 5x5: 24) */
 
-/* Per-thread state for zero padding: corr(t, f) = in_c - 2 popcount(w_f at
- * tap t), kept as 2-D prefix sums over the taps, sum[(y * (kw+1) + x) *
- * out_c + f] = sum of corr over taps ky < y, kx < x, and for recently seen
- * border patterns (the in-image tap box ky0..ky1 x kx0..kx1) base[f] =
- * kh*kw*in_c - sum of corr over the pattern's out-of-image taps = kh*kw*in_c
- * - (all taps - box), four prefix terms (exact integers), so dot = base[f]
- * - 2 popcount. */
+/* Per-thread state for zero padding: corr[t * out_c + f] = in_c -
+ * 2 popcount(w_f at tap t), and for recently seen border patterns (the
+ * in-image tap box ky0..ky1 x kx0..kx1) base[f] = kh*kw*in_c - sum of corr
+ * over the pattern's out-of-image taps, so dot = base[f] - 2 popcount. */
 typedef struct {
     const ebnn_conv_geom *g;
-    int32_t *sum, *base[SLOTS];
+    int32_t *corr, *base[SLOTS];
     uint64_t key[SLOTS]; /* in-image tap box ky0, ky1, kx0, kx1: 16 bits each */
     int used, next, evicted, last; /* last: the slot found or made last */
 } pad_fix;
@@ -119,8 +116,7 @@ typedef struct {
 static size_t pad_fix_bytes(const ebnn_conv_geom *g)
 {
     size_t oc = (size_t)g->out_c, taps = (size_t)g->kh * g->kw;
-    return round64(oc * (g->kh + 1) * (g->kw + 1) * 4) + 2 * round64(oc * taps * 4) +
-           SLOTS * round64(oc * 4);
+    return 2 * round64(oc * taps * 4) + SLOTS * round64(oc * 4);
 }
 
 /* Column bands (implicit GEMM) for narrow layers: instead of gathering
@@ -222,14 +218,12 @@ popcount_rows_avx512(const uint64_t *x, int64_t rows, int words, int32_t *out)
 static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
                          char *s)
 {
-    int taps = g->kh * g->kw, oc = g->out_c, sx = g->kw + 1;
+    int taps = g->kh * g->kw, oc = g->out_c;
     int64_t rows = (int64_t)oc * taps;
     pf->g = g;
-    pf->sum = (int32_t *)s;
-    s += round64((size_t)oc * (g->kh + 1) * sx * 4);
-    int32_t *pc = (int32_t *)s;
+    pf->corr = (int32_t *)s;
     s += round64((size_t)rows * 4);
-    int32_t *restrict corr = (int32_t *)s; /* tap-major: corr[t * oc + f] */
+    int32_t *pc = (int32_t *)s;
     s += round64((size_t)rows * 4);
 #if defined(__x86_64__)
     if (ebnn_isa_get() == EBNN_ISA_AVX512)
@@ -241,27 +235,43 @@ static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w
         popcount_rows_portable(w, rows, ebnn_words(g->in_c), pc);
     for (int f = 0; f < oc; f++)
         for (int t = 0; t < taps; t++)
-            corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
-    /* prefix rows with filters innermost (contiguous, vectorized) */
-    int32_t *restrict sum = pf->sum;
-    for (int64_t i = 0; i < (int64_t)sx * oc; i++) /* row 0 of the prefix: 0 */
-        sum[i] = 0;
-    for (int y = 1; y <= g->kh; y++) {
-        int32_t *restrict row = sum + (int64_t)y * sx * oc;
-        const int32_t *restrict up = row - (int64_t)sx * oc;
-        const int32_t *restrict ct = corr + (int64_t)(y - 1) * g->kw * oc;
-        for (int f = 0; f < oc; f++) /* column 0: 0 */
-            row[f] = 0;
-        for (int x = 1; x < sx; x++)
-            for (int f = 0; f < oc; f++)
-                row[(int64_t)x * oc + f] = ct[(int64_t)(x - 1) * oc + f] +
-                                           row[(int64_t)(x - 1) * oc + f] +
-                                           up[(int64_t)x * oc + f] - up[(int64_t)(x - 1) * oc + f];
-    }
+            pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
     for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
     pf->used = pf->next = pf->evicted = pf->last = 0;
 }
+
+#if defined(__x86_64__)
+/* b[f] = full - sum of corr over the taps of kernel rows [ka, kb) outside
+ * the in-image box key (ky0, ky1, kx0, kx1), 64 filters at a time held in
+ * four zmm (the portable loop reloads and stores b once per tap); integer,
+ * so the same values in any order */
+EBNN_TARGET_AVX512 static void base_avx512(const ebnn_conv_geom *g, const int32_t *corr,
+                                           const int key[4], int ka, int kb, int32_t full,
+                                           int32_t *b)
+{
+    const int oc = g->out_c;
+    for (int f0 = 0; f0 < oc; f0 += 64) {
+        __mmask16 m[4];
+        __m512i acc[4];
+        for (int v = 0; v < 4; v++) {
+            int left = oc - f0 - 16 * v;
+            m[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            acc[v] = _mm512_set1_epi32(full);
+        }
+        for (int ky = ka; ky < kb; ky++)
+            for (int kx = 0; kx < g->kw; kx++) {
+                if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
+                    continue;
+                const int32_t *ct = corr + (int64_t)(ky * g->kw + kx) * oc + f0;
+                for (int v = 0; v < 4; v++)
+                    acc[v] = _mm512_sub_epi32(acc[v], _mm512_maskz_loadu_epi32(m[v], ct + 16 * v));
+            }
+        for (int v = 0; v < 4; v++)
+            _mm512_mask_storeu_epi32(b + f0 + 16 * v, m[v], acc[v]);
+    }
+}
+#endif
 
 /* base vector of output pixel (oy, ox), or NULL if all its taps are inside
  * the image */
@@ -293,16 +303,23 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
         pf->evicted = 1; /* pointers handed out earlier may now be stale */
     pf->key[slot] = packed;
     pf->last = slot;
-    int32_t *restrict b = pf->base[slot], oc = g->out_c, sx = g->kw + 1;
-    const int32_t *restrict sum = pf->sum;
-    const int32_t *all = sum + ((int64_t)g->kh * sx + g->kw) * oc;
-    const int32_t *y1x1 = sum + ((int64_t)key[1] * sx + key[3]) * oc;
-    const int32_t *y0x1 = sum + ((int64_t)key[0] * sx + key[3]) * oc;
-    const int32_t *y1x0 = sum + ((int64_t)key[1] * sx + key[2]) * oc;
-    const int32_t *y0x0 = sum + ((int64_t)key[0] * sx + key[2]) * oc;
-    const int32_t full = g->kh * g->kw * g->in_c;
+    int32_t *restrict b = pf->base[slot], oc = g->out_c;
+#if defined(__x86_64__)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512) {
+        base_avx512(g, pf->corr, key, 0, g->kh, g->kh * g->kw * g->in_c, b);
+        return b;
+    }
+#endif
     for (int f = 0; f < oc; f++)
-        b[f] = full - (all[f] - (y1x1[f] - y0x1[f] - y1x0[f] + y0x0[f]));
+        b[f] = g->kh * g->kw * g->in_c;
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++) {
+            if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
+                continue;
+            const int32_t *restrict ct = pf->corr + (int64_t)(ky * g->kw + kx) * oc;
+            for (int f = 0; f < oc; f++)
+                b[f] -= ct[f];
+        }
     return b;
 }
 
