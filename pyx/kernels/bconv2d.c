@@ -506,10 +506,49 @@ static void pack_run(uint64_t *dst, int64_t words, int64_t start, const uint64_t
         dst[wi] = 0;
 }
 
+#if defined(__x86_64__)
+/* dense_weights for in_c dividing 64 and kw <= 8 on AVX-512: a kernel row's
+ * kw tap words in one zmm; item q of every output word j (tap j*per + q,
+ * per = 64 / in_c) comes to lane j by one permute, shifted by q*in_c and
+ * OR-ed in: the words pack_run builds */
+EBNN_TARGET_AVX512 static void dense_weights_avx512(const ebnn_conv_geom *g, const uint64_t *w,
+                                                    uint64_t *wd)
+{
+    const int rw = dense_row_words(g), kw = g->kw, per = 64 / g->in_c;
+    const __mmask8 in_m = (__mmask8)((1u << kw) - 1), out_m = (__mmask8)((1u << rw) - 1);
+    __m512i idx[64];
+    __mmask8 ok[64];
+    for (int q = 0; q < per; q++) {
+        int64_t lane[8];
+        ok[q] = 0;
+        for (int j = 0; j < 8; j++) {
+            int tap = j * per + q;
+            lane[j] = tap < kw ? tap : 0;
+            ok[q] |= (__mmask8)((tap < kw) << j);
+        }
+        idx[q] = _mm512_loadu_si512(lane);
+    }
+    for (int64_t r = 0; r < (int64_t)g->out_c * g->kh; r++) {
+        __m512i v = _mm512_maskz_loadu_epi64(in_m, w + r * kw), acc = _mm512_setzero_si512();
+        for (int q = 0; q < per; q++)
+            acc = _mm512_or_si512(acc, _mm512_slli_epi64(
+                                           _mm512_maskz_permutexvar_epi64(ok[q], idx[q], v),
+                                           (unsigned)(q * g->in_c)));
+        _mm512_mask_storeu_epi64(wd + r * rw, out_m, acc);
+    }
+}
+#endif
+
 /* dense weights: wd[f][ky] = the kw taps of row ky, tap kx at bit kx*in_c */
 static void dense_weights(const ebnn_conv_geom *g, const uint64_t *w, uint64_t *wd)
 {
     int rw = dense_row_words(g);
+#if defined(__x86_64__)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512 && 64 % g->in_c == 0 && g->kw <= 8) {
+        dense_weights_avx512(g, w, wd);
+        return;
+    }
+#endif
     for (int64_t r = 0; r < (int64_t)g->out_c * g->kh; r++)
         pack_run(wd + r * rw, rw, 0, w + r * g->kw, 1, g->kw, g->in_c);
 }
