@@ -176,6 +176,8 @@ STEM_CASES = [  # (n, h, w, c, o, kernel, strides, padding)
     (2, 11, 19, 1, 20, (5, 5), (1, 1), "same_zero"),
     (1, 9, 30, 1, 32, (5, 5), (1, 2), "same_zero"),
     (1, 8, 17, 1, 96, (5, 5), (1, 1), "valid"),
+    # the unrolled 3x3 x 3-channel tiles (16-filter blocks): rows of 13
+    (2, 7, 13, 3, 10, (3, 3), (1, 1), "same_zero"),
 ]
 
 
