@@ -1,6 +1,8 @@
-"""Float first layers (network stems), the K map and the float max pool:
-per-call kernel times and the per-step profile of whole networks, 1 thread,
-for this checkout and optionally for another build side by side.
+"""Float first layers (network stems), the K map, the pools and LeNet's
+binary layers: per-call kernel times and the per-step profile of whole
+networks (the peer LeNet / ResNet-20 / Bi-Real-18 and the shipped LeNet,
+the file the docs' LeNet ratios time), 1 thread, for this checkout and
+optionally for another build side by side.
 
     python benchmarks/peers/build_edgebnn.py /tmp/pe_fconv   # the peer nets, once
     python benchmarks/stem_layers.py [--before DIR] [--peers /tmp/pe_fconv] [--nets NET.ebnn ...]
@@ -55,6 +57,14 @@ def kernel_cases(E):
     mul, bias = np.abs(r(32)) + 0.1, r(32)
     kx = r(1, 14, 14, 32)
     px = r(1, 28, 28, 32)
+    # LeNet's binary layers: conv2 5x5x32 -> 64 on 14x14 (zero padding, K
+    # scale per pixel, float out) and the dense 3136 -> 1024 (batch 1)
+    bits2, w2 = E.bitpack(kx), E.bitpack(r(64, 5, 5, 32))
+    kmap = np.abs(r(1, 14, 14)) + 0.1
+    mul2, bias2 = np.abs(r(64)) + 0.1, r(64)
+    dx, dw = E.bitpack(r(1, 3136)), E.bitpack(r(1024, 3136))
+    mul3, bias3 = np.abs(r(1024)) + 0.1, r(1024)
+    bitx = E.bitpack(px)
     return [
         ("fconv LeNet 28x28x1 5x5->32 same", lambda: E.fconv2d(lx, lw)),
         ("fconv LeNet, mul+bias+clamp", lambda: E.fconv2d(lx, lw, mul=mul, bias=bias, clamp=(-1.0, 1.0))),
@@ -63,6 +73,12 @@ def kernel_cases(E):
         ("fconv BiReal 224x224x3 7x7/2->64", lambda: E.fconv2d(bx, bw, 7, 2)),
         ("kmap 14x14x32 5x5 same", lambda: E.kmap(kx, 5, 1, "same_one")),
         ("maxpool 28x28x32 2x2/2", lambda: E.maxpool(px, 2, 2)),
+        ("maxpool bits 28x28x32 2x2/2", lambda: E.maxpool_bits(bitx, 32, 2, 2)),
+        ("bconv LeNet 14x14x32 5x5->64 same_zero, K",
+         lambda: E.bconv2d(bits2, 32, w2, 5, padding="same_zero", out="float", mul=mul2,
+                           bias=bias2, pixel_scale=kmap)),
+        ("bdense LeNet 3136->1024, float out",
+         lambda: E.bdense(dx, 3136, dw, out="float", mul=mul3, bias=bias3)),
     ]
 
 

@@ -246,7 +246,10 @@ def test_bconv_property(n, h, w, c, o, kh, kw, sh, sw, p, nt, seed):
 # --------------------------------------------------------------- dense ---
 @pytest.mark.parametrize("batch,c,o", [(1, 1, 1), (1, 200, 300), (3, 65, 64),
                                        (2, 63, 129), (50, 130, 70), (130, 64, 9),
-                                       (1, 9000, 20), (6, 9000, 40)])
+                                       (1, 9000, 20), (6, 9000, 40),
+                                       # the LeNet dense (8-filter groups, masked
+                                       # K tail) and a K of whole 512-bit steps
+                                       (1, 3136, 1024), (2, 1024, 37)])
 def test_bdense_all_isas_threads_and_stages(batch, c, o):
     rng = np.random.default_rng(batch * 1000 + c)
     x, wf = rand_pm(rng, (batch, c)), rand_pm(rng, (o, c))

@@ -413,6 +413,44 @@ def test_pools_match_tf_semantics(shape, pool, strides, padding):
                                    want_avg, rtol=1e-6, atol=1e-6)
 
 
+def special_values(rng, shape):
+    """random floats with NaN, +-inf, -0.0 and +0.0 sprinkled in: the max
+    rule (x > m ? x : m) and the sum order must agree on these too"""
+    x = rand(rng, *shape)
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0], np.float32)
+    pick = rng.random(shape) < 0.1
+    x[pick] = rng.choice(special, int(pick.sum()))
+    return x
+
+
+# channels 1, 3, 16, 32, 63, 64, 65, 200 reach every vector count and tail
+POOL_ISA_CASES = [((1, 28, 28, 32), 2, 2, "valid"), ((3, 7, 5, 65), 3, 2, "same"),
+                  ((2, 9, 6, 1), (3, 2), (1, 2), "same"), ((1, 5, 5, 200), 3, 1, "valid"),
+                  ((2, 4, 6, 63), 5, 3, "same"), ((1, 1, 1, 3), 2, 2, "same"),
+                  ((1, 6, 7, 16), 2, 1, "same"), ((2, 3, 5, 64), (1, 3), (2, 1), "same")]
+
+
+@pytest.mark.parametrize("name", [i for i in ISAS if i != "ref"])
+@pytest.mark.parametrize("shape,pool,strides,padding", POOL_ISA_CASES)
+def test_pools_each_isa_bit_identical_to_ref(name, shape, pool, strides, padding):
+    x = special_values(np.random.default_rng(sum(shape)), shape)
+    with isa("ref"):
+        want = [E.maxpool(x, pool, strides, padding), E.avgpool(x, pool, strides, padding)]
+    with isa(name):
+        for t in (1, 2, 3):
+            mx = E.maxpool(x, pool, strides, padding, num_threads=t)
+            avg = E.avgpool(x, pool, strides, padding, num_threads=t)
+            # max only selects inputs: every bit, NaN payloads included
+            assert mx.tobytes() == want[0].tobytes(), (name, t)
+            # sums: every bit of every number; a NaN made inside a sum
+            # (inf + -inf) may come out with either sign, as the hardware
+            # picks between two NaN operands by their order in an add,
+            # which C leaves to the compiler
+            nan = np.isnan(want[1])
+            assert np.array_equal(np.isnan(avg), nan), (name, t)
+            assert avg[~nan].tobytes() == want[1][~nan].tobytes(), (name, t)
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 65), (1, 8, 8, 200), (2, 3, 3, 64)])
 def test_global_avgpool(shape):
     x = rand(np.random.default_rng(1), *shape)

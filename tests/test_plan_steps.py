@@ -73,3 +73,53 @@ def test_uint8_input_matches_normalize(invert, c):
     want = (want * scale - mean) / std
     got = _run("u8_input", px, 3, a=mean, b=std, lo=scale, radius=int(invert))
     np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+def _mean_abs_sequential(rows):
+    """the step's definition: |x| summed in float64 one value after the
+    other (Python floats are IEEE doubles), / c, rounded to float32"""
+    out = []
+    for row in rows:
+        s = 0.0
+        for v in row.tolist():
+            s += abs(v)
+        out.append(s / len(row))
+    return np.array(out, np.float32)
+
+
+def _mean_abs_cases(rng):
+    """narrow ranges (exact in any order: the AVX-512 vector sum), wide
+    ranges (sums that round: one by one), zeros, subnormals, inf, NaN"""
+    c = 3136
+    yield "normal", (rng.standard_normal((3, c)) * 3).astype(np.float32)
+    narrow = rng.uniform(0.5, 2.0, (2, 777)).astype(np.float32)
+    narrow[:, ::5] *= -1
+    yield "narrow", narrow
+    wide = (rng.standard_normal((2, c)) * np.exp2(rng.integers(-60, 60, (2, c)))).astype(np.float32)
+    yield "wide", wide
+    yield "zeros", np.zeros((2, 65), np.float32) * np.float32(-1.0)
+    sub = (rng.standard_normal((2, 200)) * np.float32(1e-39)).astype(np.float32)
+    yield "subnormal", sub
+    mixed = rng.standard_normal((2, 300)).astype(np.float32)
+    mixed[0, 7], mixed[1, 299] = np.inf, np.nan
+    yield "inf-nan", mixed
+    yield "one", np.array([[-2.5]], np.float32)
+    # either side of the exact-sum test (total 1000 against 2^(emin+30)):
+    # smallest 2^-21 (limit 512: one by one), 2^-20 (limit 1024: vector)
+    edge = np.full((2, 1000), 1.0, np.float32)
+    edge[0, 3], edge[1, 3] = np.float32(2.0 ** -21), np.float32(2.0 ** -20)
+    yield "edge", edge
+
+
+@pytest.mark.parametrize("isa_name", ENGINE.isa_available() if ENGINE else [])
+def test_mean_abs_bit_exact_sequential_double(isa_name):
+    from isa_switch import isa
+    rng = np.random.default_rng(17)
+    with isa(isa_name):
+        for name, rows in _mean_abs_cases(rng):
+            want = _mean_abs_sequential(rows)
+            for threads in (1, 2):
+                got = _run("mean_abs", np.ascontiguousarray(rows), threads)
+                assert np.array_equal(np.isnan(got), np.isnan(want)), name
+                ok = ~np.isnan(want)
+                assert got[ok].tobytes() == want[ok].tobytes(), (name, threads)

@@ -171,6 +171,13 @@ STEM_CASES = [  # (n, h, w, c, o, kernel, strides, padding)
     (1, 7, 49, 1, 130, (1, 5), (1, 1), "valid"),
     (3, 4, 1, 5, 8, (3, 3), (1, 1), "same_zero"),       # one-pixel rows
     (1, 6, 6, 16, 33, (1, 1), (2, 2), "same_zero"),     # 1x1 shortcut
+    # the unrolled 5x5 x 1-channel tiles (32-filter blocks): rows of 19
+    # pixels (tiles 12 + 7), 20 filters padded to 32, stride 2 along rows
+    (2, 11, 19, 1, 20, (5, 5), (1, 1), "same_zero"),
+    (1, 9, 30, 1, 32, (5, 5), (1, 2), "same_zero"),
+    (1, 8, 17, 1, 96, (5, 5), (1, 1), "valid"),
+    # the unrolled 3x3 x 3-channel tiles (16-filter blocks): rows of 13
+    (2, 7, 13, 3, 10, (3, 3), (1, 1), "same_zero"),
 ]
 
 

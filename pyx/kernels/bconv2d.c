@@ -233,7 +233,7 @@ static void popcount_rows_portable(const uint64_t *x, int64_t rows, int words, i
 #if defined(__x86_64__)
 /* same, with the popcnt instruction (every x86 ISA above generic has it;
  * the portable builtin is a table lookup in libgcc), or vectorized by the
- * compiler with vpopcntq; rows of 4 and 8 words (256 / 512 channels) get
+ * compiler with vpopcntq; rows of 1, 4 and 8 words (64 / 256 / 512 channels) get
  * fixed-length loops */
 static inline __attribute__((always_inline)) void
 popcount_rows_fixed(const uint64_t *x, int64_t rows, int words, int32_t *out)
@@ -245,7 +245,9 @@ popcount_rows_fixed(const uint64_t *x, int64_t rows, int words, int32_t *out)
             s += (int)__builtin_popcountll(x[r * (W) + i]);                   \
         out[r] = s;                                                           \
     }
-    if (words == 4) {
+    if (words == 1) { /* narrow layers (<= 64 channels): one vpopcntq per 8 */
+        ROWS_OF(1)
+    } else if (words == 4) {
         ROWS_OF(4)
     } else if (words == 8) {
         ROWS_OF(8)
@@ -427,6 +429,38 @@ static void kept_rows(const ebnn_conv_geom *g, int oy, int *ky0, int *ky1)
         *ky1 = *ky0;
 }
 
+#if defined(__x86_64__)
+/* b[f] = full - sum of corr over the taps of kernel rows [ka, kb) outside
+ * the in-image box key (ky0, ky1, kx0, kx1), 64 filters at a time held in
+ * four zmm (the portable loop reloads and stores b once per tap); integer,
+ * so the same values in any order */
+EBNN_TARGET_AVX512 static void base_avx512(const ebnn_conv_geom *g, const int32_t *corr,
+                                           const int key[4], int ka, int kb, int32_t full,
+                                           int32_t *b)
+{
+    const int oc = g->out_c;
+    for (int f0 = 0; f0 < oc; f0 += 64) {
+        __mmask16 m[4];
+        __m512i acc[4];
+        for (int v = 0; v < 4; v++) {
+            int left = oc - f0 - 16 * v;
+            m[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            acc[v] = _mm512_set1_epi32(full);
+        }
+        for (int ky = ka; ky < kb; ky++)
+            for (int kx = 0; kx < g->kw; kx++) {
+                if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
+                    continue;
+                const int32_t *ct = corr + (int64_t)(ky * g->kw + kx) * oc + f0;
+                for (int v = 0; v < 4; v++)
+                    acc[v] = _mm512_sub_epi32(acc[v], _mm512_maskz_loadu_epi32(m[v], ct + 16 * v));
+            }
+        for (int v = 0; v < 4; v++)
+            _mm512_mask_storeu_epi32(b + f0 + 16 * v, m[v], acc[v]);
+    }
+}
+#endif
+
 /* base vector of output pixel (oy, ox), or NULL if all its taps are inside
  * the image */
 static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
@@ -457,17 +491,23 @@ static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
         pf->evicted = 1; /* pointers handed out earlier may now be stale */
     pf->key[slot] = packed;
     pf->last = slot;
-    int32_t *b = pf->base[slot], oc = g->out_c;
+    int32_t *restrict b = pf->base[slot], oc = g->out_c;
     int ka = 0, kb = g->kh; /* the kernel rows the GEMM reads */
     if (pf->skip_rows)
         kept_rows(g, oy, &ka, &kb);
+#if defined(__x86_64__)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512) {
+        base_avx512(g, pf->corr, key, ka, kb, (kb - ka) * g->kw * g->in_c, b);
+        return b;
+    }
+#endif
     for (int f = 0; f < oc; f++)
         b[f] = (kb - ka) * g->kw * g->in_c;
     for (int ky = ka; ky < kb; ky++)
         for (int kx = 0; kx < g->kw; kx++) {
             if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
                 continue;
-            const int32_t *ct = pf->corr + (int64_t)(ky * g->kw + kx) * oc;
+            const int32_t *restrict ct = pf->corr + (int64_t)(ky * g->kw + kx) * oc;
             for (int f = 0; f < oc; f++)
                 b[f] -= ct[f];
         }
@@ -636,9 +676,45 @@ static conv_helpers helpers_select(void)
  * zero bits before them and up to word `words` (exclusive). Built in a
  * register: OR-ing into memory item by item chains every item on a
  * store-to-load forwarding. */
+/* words [0, words) when items never straddle a word (64 % bits == 0,
+ * start % bits == 0): word j is the OR of its own `per` items, so words are
+ * independent (no carry chain from item to item); PER constant after
+ * inlining for the common item sizes */
+static inline __attribute__((always_inline)) void
+pack_aligned(uint64_t *dst, int64_t words, int64_t first, const uint64_t *src,
+             int64_t stride, int count, int bits, const int per)
+{
+    for (int64_t j = 0; j < words; j++) {
+        int64_t a = j * per - first; /* item in slot 0 of word j */
+        int q0 = a < 0 ? (int)(a < -per ? per : -a) : 0;
+        int qn = count - a < per ? (int)(count - a < 0 ? 0 : count - a) : per;
+        uint64_t v = 0;
+        for (int q = q0; q < qn; q++)
+            v |= src[(a + q) * stride] << (q * bits);
+        dst[j] = v;
+    }
+}
+
 static void pack_run(uint64_t *dst, int64_t words, int64_t start, const uint64_t *src,
                      int64_t stride, int count, int bits)
 {
+    if (64 % bits == 0 && start % bits == 0) {
+        const int64_t first = start / bits; /* item slot of item 0 */
+        switch (64 / bits) {
+        case 1:
+            pack_aligned(dst, words, first, src, stride, count, bits, 1);
+            break;
+        case 2:
+            pack_aligned(dst, words, first, src, stride, count, bits, 2);
+            break;
+        case 4:
+            pack_aligned(dst, words, first, src, stride, count, bits, 4);
+            break;
+        default:
+            pack_aligned(dst, words, first, src, stride, count, bits, 64 / bits);
+        }
+        return;
+    }
     int64_t wi = start >> 6;
     for (int64_t j = 0; j < wi; j++)
         dst[j] = 0;
@@ -659,10 +735,49 @@ static void pack_run(uint64_t *dst, int64_t words, int64_t start, const uint64_t
         dst[wi] = 0;
 }
 
+#if defined(__x86_64__)
+/* dense_weights for in_c dividing 64 and kw <= 8 on AVX-512: a kernel row's
+ * kw tap words in one zmm; item q of every output word j (tap j*per + q,
+ * per = 64 / in_c) comes to lane j by one permute, shifted by q*in_c and
+ * OR-ed in: the words pack_run builds */
+EBNN_TARGET_AVX512 static void dense_weights_avx512(const ebnn_conv_geom *g, const uint64_t *w,
+                                                    uint64_t *wd)
+{
+    const int rw = dense_row_words(g), kw = g->kw, per = 64 / g->in_c;
+    const __mmask8 in_m = (__mmask8)((1u << kw) - 1), out_m = (__mmask8)((1u << rw) - 1);
+    __m512i idx[64];
+    __mmask8 ok[64];
+    for (int q = 0; q < per; q++) {
+        int64_t lane[8];
+        ok[q] = 0;
+        for (int j = 0; j < 8; j++) {
+            int tap = j * per + q;
+            lane[j] = tap < kw ? tap : 0;
+            ok[q] |= (__mmask8)((tap < kw) << j);
+        }
+        idx[q] = _mm512_loadu_si512(lane);
+    }
+    for (int64_t r = 0; r < (int64_t)g->out_c * g->kh; r++) {
+        __m512i v = _mm512_maskz_loadu_epi64(in_m, w + r * kw), acc = _mm512_setzero_si512();
+        for (int q = 0; q < per; q++)
+            acc = _mm512_or_si512(acc, _mm512_slli_epi64(
+                                           _mm512_maskz_permutexvar_epi64(ok[q], idx[q], v),
+                                           (unsigned)(q * g->in_c)));
+        _mm512_mask_storeu_epi64(wd + r * rw, out_m, acc);
+    }
+}
+#endif
+
 /* dense weights: wd[f][ky] = the kw taps of row ky, tap kx at bit kx*in_c */
 static void dense_weights(const ebnn_conv_geom *g, const uint64_t *w, uint64_t *wd)
 {
     int rw = dense_row_words(g);
+#if defined(__x86_64__)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512 && 64 % g->in_c == 0 && g->kw <= 8) {
+        dense_weights_avx512(g, w, wd);
+        return;
+    }
+#endif
     for (int64_t r = 0; r < (int64_t)g->out_c * g->kh; r++)
         pack_run(wd + r * rw, rw, 0, w + r * g->kw, 1, g->kw, g->in_c);
 }
@@ -730,9 +845,62 @@ dense_im2col_body(const ebnn_conv_geom *gp, const uint64_t *streams, int64_t p0,
     }
 }
 
+#if defined(__x86_64__)
+/* the same gather with a kernel row's RW <= 8 words as one zmm: two masked
+ * loads (words j and j + 1 of the stream), the funnel shift, the mask of
+ * the last word, one masked store; the same words as dense_im2col_body */
+EBNN_TARGET_AVX512 static void dense_im2col_avx512(const ebnn_conv_geom *g,
+                                                   const uint64_t *streams, int64_t p0,
+                                                   int np, uint64_t *cols)
+{
+    const int RW = dense_row_words(g);
+    const int64_t sw = stream_words(g);
+    int fbits = g->kw * g->in_c, rem = fbits - 64 * (RW - 1);
+    uint64_t last = rem == 64 ? ~0ull : (1ull << rem) - 1;
+    const __mmask8 m = (__mmask8)((1u << RW) - 1);
+    const __m512i keep = _mm512_mask_set1_epi64(_mm512_set1_epi64(-1), (__mmask8)(1u << (RW - 1)),
+                                                 (long long)last);
+    const __m512i zero = _mm512_setzero_si512();
+    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);
+    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);
+    uint64_t *dst = cols;
+    for (int i = 0; i < np; i++) {
+        int iy0 = oy * g->stride_h - g->pad_top;
+        int64_t b = (int64_t)ox * g->stride_w * g->in_c;
+        const __m128i sh = _mm_cvtsi32_si128((int)(b & 63)), up = _mm_cvtsi32_si128(63 - (int)(b & 63));
+        for (int ky = 0; ky < g->kh; ky++, dst += RW) {
+            int iy = iy0 + ky;
+            if (iy < 0 || iy >= g->in_h) {
+                _mm512_mask_storeu_epi64(dst, m, zero);
+                continue;
+            }
+            const uint64_t *src = streams + (n * g->in_h + iy) * sw + (b >> 6);
+            __m512i lo = _mm512_maskz_loadu_epi64(m, src), hi = _mm512_maskz_loadu_epi64(m, src + 1);
+            /* (hi << 1) << (63 - sh): no shift by 64 when sh == 0 */
+            __m512i v = _mm512_or_si512(_mm512_srl_epi64(lo, sh),
+                                        _mm512_sll_epi64(_mm512_slli_epi64(hi, 1), up));
+            _mm512_mask_storeu_epi64(dst, m, _mm512_and_si512(v, keep));
+        }
+        if (++ox == g->out_w) {
+            ox = 0;
+            if (++oy == g->out_h) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+#endif
+
 static void dense_im2col(const ebnn_conv_geom *g, const uint64_t *streams, int64_t p0,
                          int np, uint64_t *cols)
 {
+#if defined(__x86_64__)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512 && dense_row_words(g) <= 8) {
+        dense_im2col_avx512(g, streams, p0, np, cols);
+        return;
+    }
+#endif
     switch (dense_row_words(g)) {
     case 1:
         dense_im2col_body(g, streams, p0, np, cols, 1);

@@ -96,18 +96,65 @@ tile_any(int mr, int ng, int kc, const uint64_t *a, int64_t lda,
     }
 }
 
+/* byte popcounts of x (nibble table lookups) */
+EBNN_TARGET_AVX2 static inline __attribute__((always_inline)) __m256i
+byte_counts(__m256i x, __m256i lut, __m256i low4)
+{
+    return _mm256_add_epi8(
+        _mm256_shuffle_epi8(lut, _mm256_and_si256(x, low4)),
+        _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), low4)));
+}
+
 /* Few rows (dense layer, batch 1): K along the lanes, 4 words per step,
- * byte counts folded every step; the last words use scalar popcnt. */
+ * byte counts folded every step; the last words use scalar popcnt. Four
+ * filters per pass share the row's loads, and their four lane sums come
+ * out of one transpose-and-add (integer sums: any order). */
 EBNN_TARGET_AVX2 static void
 few_rows(int m, int n, int kwords, const uint64_t *a, int64_t lda,
          const uint64_t *b, int64_t ldb, int32_t *c, int64_t ldc)
 {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
     for (int i = 0; i < m; i++) {
         const uint64_t *ai = a + i * lda;
-        for (int j = 0; j < n; j++) {
+        int j0 = 0;
+        for (; j0 + 4 <= n; j0 += 4) {
+            const uint64_t *bj = b + j0 * ldb;
+            __m256i acc[4] = {zero, zero, zero, zero};
+            int k = 0;
+            while (k + 4 <= kwords) {
+                /* byte counts (<= 8 per step) summed over up to 31 steps
+                 * before they are widened */
+                __m256i bytes[4] = {zero, zero, zero, zero};
+                for (int step = 0; step < 31 && k + 4 <= kwords; step++, k += 4) {
+                    __m256i av = _mm256_loadu_si256((const __m256i *)(ai + k));
+                    for (int r = 0; r < 4; r++) {
+                        __m256i x = _mm256_xor_si256(
+                            av, _mm256_loadu_si256((const __m256i *)(bj + r * ldb + k)));
+                        bytes[r] = _mm256_add_epi8(bytes[r], byte_counts(x, lut, low4));
+                    }
+                }
+                for (int r = 0; r < 4; r++)
+                    acc[r] = _mm256_add_epi64(acc[r], _mm256_sad_epu8(bytes[r], zero));
+            }
+            /* lanes (f0 f1 f0 f1) pair sums, then the two 128-bit halves */
+            __m256i t0 = _mm256_add_epi64(_mm256_unpacklo_epi64(acc[0], acc[1]),
+                                          _mm256_unpackhi_epi64(acc[0], acc[1]));
+            __m256i t1 = _mm256_add_epi64(_mm256_unpacklo_epi64(acc[2], acc[3]),
+                                          _mm256_unpackhi_epi64(acc[2], acc[3]));
+            __m256i sum = _mm256_add_epi64(_mm256_permute2x128_si256(t0, t1, 0x20),
+                                           _mm256_permute2x128_si256(t0, t1, 0x31));
+            int64_t s4[4];
+            _mm256_storeu_si256((__m256i *)s4, sum);
+            for (int r = 0; r < 4; r++) {
+                int64_t total = s4[r];
+                for (int kk = k; kk < kwords; kk++)
+                    total += __builtin_popcountll(ai[kk] ^ bj[r * ldb + kk]);
+                c[i * ldc + j0 + r] = (int32_t)total;
+            }
+        }
+        for (int j = j0; j < n; j++) {
             const uint64_t *bj = b + j * ldb;
             __m256i acc = _mm256_setzero_si256();
             int k = 0;

@@ -55,6 +55,44 @@ any_tile(int rows, int vecs, int kq, int span, const float *a, int64_t lda,
     }
 }
 
+/* Common stems with the step counts known, so a tile's whole window
+ * unrolls (LeNet 5x5 over 1 channel into 32 filters: 12x2 tiles reach ~95%
+ * of the FMA peak, 75% with the loops; ResNet 3x3 over 3 channels into 16
+ * filters): tiles of 4..12 rows of VECS vectors, kq kernel rows of SPAN
+ * steps. Same FMAs in the same order as any_tile. */
+#define FIXED_CASE(R, VECS, KQ, SPAN)                                         \
+    case R:                                                                   \
+        tile(R, VECS, KQ, SPAN, a, lda, ldk, b, ldb, c, ldc);                 \
+        return 1;
+#define FIXED_TILES(NAME, VECS, KQ, SPAN)                                     \
+    EBNN_TARGET_AVX512 static int NAME(int rows, const float *a, int64_t lda, \
+                                       int64_t ldk, const float *b,           \
+                                       int64_t ldb, float *c, int64_t ldc)    \
+    {                                                                         \
+        switch (rows) {                                                       \
+            FIXED_CASE(4, VECS, KQ, SPAN) FIXED_CASE(5, VECS, KQ, SPAN)       \
+            FIXED_CASE(6, VECS, KQ, SPAN) FIXED_CASE(7, VECS, KQ, SPAN)       \
+            FIXED_CASE(8, VECS, KQ, SPAN) FIXED_CASE(9, VECS, KQ, SPAN)       \
+            FIXED_CASE(10, VECS, KQ, SPAN) FIXED_CASE(11, VECS, KQ, SPAN)     \
+            FIXED_CASE(12, VECS, KQ, SPAN)                                    \
+        }                                                                     \
+        return 0;                                                             \
+    }
+FIXED_TILES(tiles_5x5x1_32, 2, 5, 5)
+FIXED_TILES(tiles_3x3x3_16, 1, 3, 9)
+
+/* one tile, by a fixed-step copy when there is one for (vecs, kq, span) */
+EBNN_TARGET_AVX512 static void
+one_tile(int rows, int vecs, int kq, int span, const float *a, int64_t lda,
+         int64_t ldk, const float *b, int64_t ldb, float *c, int64_t ldc)
+{
+    if (vecs == 2 && kq == 5 && span == 5 && tiles_5x5x1_32(rows, a, lda, ldk, b, ldb, c, ldc))
+        return;
+    if (vecs == 1 && kq == 3 && span == 9 && tiles_3x3x3_16(rows, a, lda, ldk, b, ldb, c, ldc))
+        return;
+    any_tile(rows, vecs, kq, span, a, lda, ldk, b, ldb, c, ldc);
+}
+
 EBNN_TARGET_AVX512 void ebnn_fgemm_avx512(int m, int n, int kq, int span,
                                           const float *a, int64_t lda,
                                           int64_t ldk, const float *b,
@@ -64,7 +102,7 @@ EBNN_TARGET_AVX512 void ebnn_fgemm_avx512(int m, int n, int kq, int span,
         int vecs = (n - j) / 16 < 4 ? (n - j) / 16 : 4;
         for (int i = 0; i < m; i += tile_rows[vecs]) {
             int rows = m - i < tile_rows[vecs] ? m - i : tile_rows[vecs];
-            any_tile(rows, vecs, kq, span, a + i * lda, lda, ldk, b + j, ldb,
+            one_tile(rows, vecs, kq, span, a + i * lda, lda, ldk, b + j, ldb,
                      c + i * ldc + j, ldc);
         }
         j += 16 * vecs;

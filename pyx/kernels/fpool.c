@@ -1,7 +1,12 @@
 /* Float pooling with TF semantics: padded positions are ignored (never
  * counted), so average pooling divides by the number of in-bounds taps.
- * Loops run along channels (NHWC) and vectorize without intrinsics. */
-#include "edgebnn.h"
+ * Loops run along channels (NHWC) and vectorize without intrinsics; on
+ * x86 the AVX2 / AVX-512 paths (below) keep a block of channels in
+ * registers over the whole window, with the same operations per element. */
+#include "internal.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /* The in-bounds window of one output pixel: rows [ky0, ky1), columns
  * [kx0, kx1), and `base` = the input pixel of tap (0, 0) (may lie outside
@@ -100,6 +105,118 @@ static void fold_any(int op, int n, int init, float *o, const float *const *t, i
         }
 }
 
+#if defined(__x86_64__)
+/* One output pixel's window, channels in blocks of NV vectors held in
+ * registers across all taps (NV constant after inlining). The operations
+ * per element are the portable path's: max_ps(x, m) is x > m ? x : m
+ * (NaN in x loses, a NaN m stays), and sums start from +0 + x0. Tail
+ * lanes are masked: loaded as 0, never stored. */
+#define POOL_WINDOW_BODY(VEC, NV, LOAD, STORE, MAX, ADD, DIV, ZERO, SETF, MASKS) \
+    for (int c0 = 0; c0 < c; c0 += (NV) * (VEC)) {                              \
+        MASKS                                                                   \
+        VTYPE acc[NV];                                                          \
+        for (int v = 0; v < (NV); v++)                                          \
+            acc[v] = ZERO;                                                      \
+        int started = 0;                                                        \
+        for (int ky = w.ky0; ky < w.ky1; ky++)                                  \
+            for (int kx = w.kx0; kx < w.kx1; kx++) {                            \
+                const float *t = in + (w.base + (int64_t)ky * in_w + kx) * c + c0; \
+                for (int v = 0; v < (NV); v++) {                                \
+                    VTYPE x = LOAD(v, t + v * (VEC));                           \
+                    if (op == POOL_MAX)                                         \
+                        acc[v] = started ? MAX(x, acc[v]) : x;                  \
+                    else                                                        \
+                        acc[v] = ADD(started ? acc[v] : ZERO, x);               \
+                }                                                               \
+                started = 1;                                                    \
+            }                                                                   \
+        for (int v = 0; v < (NV); v++)                                          \
+            STORE(v, o + c0 + v * (VEC),                                        \
+                  op == POOL_MAX ? acc[v] : DIV(acc[v], SETF(count)));          \
+    }
+
+#define VTYPE __m512
+#define MASKS512                                                                \
+    __mmask16 mk[4];                                                            \
+    for (int v = 0; v < 4; v++) {                                               \
+        int left = c - c0 - 16 * v;                                             \
+        mk[v] = left >= 16 ? (__mmask16)0xFFFF                                  \
+                           : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1); \
+    }
+#define LOAD512(v, p) _mm512_maskz_loadu_ps(mk[v], p)
+#define STORE512(v, p, x) _mm512_mask_storeu_ps(p, mk[v], x)
+EBNN_TARGET_AVX512 static inline __attribute__((always_inline)) void
+window_avx512(int op, const int nv, const float *in, int in_w, window w, float *o, int c,
+              float count)
+{
+    if (nv == 1) {
+        POOL_WINDOW_BODY(16, 1, LOAD512, STORE512, _mm512_max_ps, _mm512_add_ps,
+                         _mm512_div_ps, _mm512_setzero_ps(), _mm512_set1_ps, MASKS512)
+    } else if (nv == 2) {
+        POOL_WINDOW_BODY(16, 2, LOAD512, STORE512, _mm512_max_ps, _mm512_add_ps,
+                         _mm512_div_ps, _mm512_setzero_ps(), _mm512_set1_ps, MASKS512)
+    } else {
+        POOL_WINDOW_BODY(16, 4, LOAD512, STORE512, _mm512_max_ps, _mm512_add_ps,
+                         _mm512_div_ps, _mm512_setzero_ps(), _mm512_set1_ps, MASKS512)
+    }
+}
+#undef VTYPE
+
+#define VTYPE __m256
+#define MASKS256                                                                \
+    __m256i mk[4];                                                              \
+    for (int v = 0; v < 4; v++) {                                               \
+        int left = c - c0 - 8 * v;                                              \
+        mk[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(left),                     \
+                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));  \
+    }
+#define LOAD256(v, p) _mm256_maskload_ps(p, mk[v])
+#define STORE256(v, p, x) _mm256_maskstore_ps(p, mk[v], x)
+EBNN_TARGET_AVX2 static inline __attribute__((always_inline)) void
+window_avx2(int op, const int nv, const float *in, int in_w, window w, float *o, int c,
+            float count)
+{
+    if (nv == 1) {
+        POOL_WINDOW_BODY(8, 1, LOAD256, STORE256, _mm256_max_ps, _mm256_add_ps,
+                         _mm256_div_ps, _mm256_setzero_ps(), _mm256_set1_ps, MASKS256)
+    } else if (nv == 2) {
+        POOL_WINDOW_BODY(8, 2, LOAD256, STORE256, _mm256_max_ps, _mm256_add_ps,
+                         _mm256_div_ps, _mm256_setzero_ps(), _mm256_set1_ps, MASKS256)
+    } else {
+        POOL_WINDOW_BODY(8, 4, LOAD256, STORE256, _mm256_max_ps, _mm256_add_ps,
+                         _mm256_div_ps, _mm256_setzero_ps(), _mm256_set1_ps, MASKS256)
+    }
+}
+#undef VTYPE
+
+/* pixels [begin, end): vectors per block = the fewest that cover c (up to
+ * 4), so 32 channels run as 2 full zmm, not 4 with 2 masked off */
+#define POOL_PIXELS(WINDOW, VEC)                                                \
+    const int c = g->in_c;                                                      \
+    const int nv = c <= (VEC) ? 1 : c <= 2 * (VEC) ? 2 : 4;                     \
+    cursor at = cursor_at(g, begin);                                            \
+    for (int64_t p = begin; p < end; p++, cursor_next(g, &at)) {                \
+        window w = window_of(g, &at);                                           \
+        float count = (float)((w.ky1 - w.ky0) * (w.kx1 - w.kx0));               \
+        if (op == POOL_MAX)                                                     \
+            WINDOW(POOL_MAX, nv, in, g->in_w, w, out + p * c, c, count);        \
+        else                                                                    \
+            WINDOW(POOL_SUM, nv, in, g->in_w, w, out + p * c, c, count);        \
+    }
+
+EBNN_TARGET_AVX512 static void pool_avx512(int op, const ebnn_conv_geom *g, const float *in,
+                                           float *out, int64_t begin, int64_t end)
+{
+    POOL_PIXELS(window_avx512, 16)
+}
+
+EBNN_TARGET_AVX2 static void pool_avx2(int op, const ebnn_conv_geom *g, const float *in,
+                                       float *out, int64_t begin, int64_t end)
+{
+    POOL_PIXELS(window_avx2, 8)
+}
+#endif
+
 /* Taps are visited in ky, kx order, in groups of up to four per pass:
  * max: the first in-bounds tap, then o = x > o ? x : o;
  * average: ((0 + x0) + x1) + ..., then / (number of in-bounds taps). */
@@ -111,6 +228,16 @@ static void pool(int op, const ebnn_conv_geom *g, const float *in, float *out,
     ebnn_split((int64_t)g->n * g->out_h * g->out_w, tid, nthreads, &begin, &end);
     if (begin >= end)
         return;
+#if defined(__x86_64__)
+    if (ebnn_isa_get() == EBNN_ISA_AVX512) {
+        pool_avx512(op, g, in, out, begin, end);
+        return;
+    }
+    if (ebnn_isa_get() == EBNN_ISA_AVX2) {
+        pool_avx2(op, g, in, out, begin, end);
+        return;
+    }
+#endif
     cursor at = cursor_at(g, begin);
     for (int64_t p = begin; p < end; p++, cursor_next(g, &at)) {
         window w = window_of(g, &at);
