@@ -163,6 +163,19 @@ window_sums4(const float *const *rows, int nr, const int kw, int64_t cnt, float 
     return i;
 }
 
+/* input row iy of the run's columns: from the kh-slot ring when it holds
+ * it, else computed into its slot (a row serves kh output rows) */
+static inline float *ring_row(const ebnn_conv_geom *g, const float *in, int64_t n, int iy,
+                              int c0, int width, float *tile, int *tag)
+{
+    float *row = tile + (int64_t)(iy % g->kh) * width;
+    if (tag[iy % g->kh] != iy) {
+        a_row(g, in, n, iy, c0, width, row);
+        tag[iy % g->kh] = iy;
+    }
+    return row;
+}
+
 void ebnn_kmap(const ebnn_conv_geom *g, const float *in, float *out,
                int tid, int nthreads)
 {
@@ -213,12 +226,7 @@ void ebnn_kmap(const ebnn_conv_geom *g, const float *in, float *out,
                 int iy = r0 + ky;
                 if (iy < 0 || iy >= g->in_h)
                     continue;           /* skipped, as the direct path does */
-                float *row = tile + (int64_t)(iy % kh) * width;
-                if (tag[iy % kh] != iy) {
-                    a_row(g, in, n, iy, c0, width, row);
-                    tag[iy % kh] = iy;
-                }
-                rows[nr++] = row;
+                rows[nr++] = ring_row(g, in, n, iy, c0, width, tile, tag);
             }
             int64_t i = 0;
             if (g->kw == 3)
@@ -241,11 +249,7 @@ void ebnn_kmap(const ebnn_conv_geom *g, const float *in, float *out,
             int iy = r0 + ky;
             if (iy < 0 || iy >= g->in_h)
                 continue;               /* skipped, as the direct path does */
-            float *row = tile + (int64_t)(iy % kh) * width;
-            if (tag[iy % kh] != iy) {
-                a_row(g, in, n, iy, c0, width, row);
-                tag[iy % kh] = iy;
-            }
+            const float *row = ring_row(g, in, n, iy, c0, width, tile, tag);
             for (int kx = 0; kx < g->kw; kx++) {
                 const float *restrict t = row + kx;
                 if (sw == 1)
