@@ -10,12 +10,12 @@ It cannot be resumed (no optimizer state); run.json says so. DEST must not
 exist: nothing is overwritten.
 """
 import argparse
-import json
 import os
 import shutil
 import sys
 
 from .exporter import ExportError, _checkpoint_prefix, _read_run, _restore
+from .train import write_json
 
 
 def keep(run_dir, dest, which="best"):
@@ -31,15 +31,15 @@ def keep(run_dir, dest, which="best"):
 
     import tensorflow as tf
     os.makedirs(dest)
-    epoch = int(source.rsplit("-", 1)[1]) if source.rsplit("-", 1)[-1].isdigit() else 0
+    tail = source.rsplit("-", 1)[-1]
+    epoch = int(tail) if tail.isdigit() else 0
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
                                          os.path.join(dest, "best"), 1)
     prefix = manager.save(checkpoint_number=epoch)  # also writes the 'checkpoint' index
     run = dict(run, kept={"from": os.path.abspath(run_dir), "checkpoint": which,
                           "epoch": epoch, "weights_only": True,
                           "note": "model weights only: export it, do not --resume it"})
-    with open(os.path.join(dest, "run.json"), "w") as f:
-        f.write(json.dumps(run, indent=2) + "\n")
+    write_json(os.path.join(dest, "run.json"), run)
     log = os.path.join(run_dir, "log.csv")
     if os.path.isfile(log):
         shutil.copy2(log, os.path.join(dest, "log.csv"))

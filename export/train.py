@@ -158,6 +158,12 @@ def prepare_out_dir(parser, args):
     if args.resume:
         if not (out / "run.json").exists():
             parser.error(f"--resume: {out}/run.json not found")
+        done = json.loads((out / "run.json").read_text()).get("epochs_done", 0)
+        if done and not (out / "ckpt" / "checkpoint").exists():
+            # e.g. a weights-only copy (edgebnn_export.keep): training again
+            # from epoch 0 would overwrite what the folder holds
+            parser.error(f"--resume: {out} has {done} epochs done but no ckpt/ "
+                         "checkpoint to continue from")
         return out
     if exists and not args.force:
         parser.error(f"{out} exists and is not empty; use --resume to "

@@ -188,3 +188,11 @@ def test_keep_writes_a_weights_only_copy_that_exports_the_same(folder_dataset, t
     # An existing destination is refused and left as it was.
     assert keep.main([str(out), str(slim)]) == 2
     assert json.loads((slim / "run.json").read_text()) == run
+
+    # --resume has no checkpoint to continue from: refused, not retrained
+    # from epoch 0 over the kept weights.
+    before = sorted((p.name, p.read_bytes()) for p in (slim / "best").iterdir())
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--out", str(slim), "--resume", "--verbose", "0"])
+    assert exc.value.code == 2
+    assert sorted((p.name, p.read_bytes()) for p in (slim / "best").iterdir()) == before
