@@ -22,6 +22,17 @@ DTYPES = {
     "U64": np.dtype("<u8"),
     "U8": np.dtype("u1"),
 }
+
+
+def dtype_code(dtype):
+    """The safetensors code of a numpy dtype this format stores."""
+    little = np.dtype(dtype).newbyteorder("<")
+    for code, d in DTYPES.items():
+        if d == little:
+            return code
+    raise ModelError(f"dtype {dtype} cannot be stored")
+
+
 MAX_HEADER_BYTES = 16 << 20     # a graph of thousands of ops fits in far less
 MAX_TENSORS = 100_000
 MAX_NDIM = 8

@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from . import compact as v2
-from .container import (DTYPES, byte_tensors_container, container_bytes, parse_json,
+from .container import (byte_tensors_container, container_bytes, dtype_code, parse_json,
                         read_container, write_bytes)
 from .errors import ModelError, short
 from .graph import Graph
@@ -66,8 +66,7 @@ def plan_encodings(graph, float_params="f32", compact_layout=False):
         if arr.dtype == np.uint64 and compact_layout:
             out.append((name, "B1", arr, channels[name]))
             continue
-        enc = next(k for k, d in DTYPES.items() if d == arr.dtype.newbyteorder("<"))
-        out.append((name, enc, arr, None))
+        out.append((name, dtype_code(arr.dtype), arr, None))
     return out
 
 
@@ -132,7 +131,7 @@ def load_graph(source):
         if "edgebnn" not in meta:
             raise ModelError("metadata has no 'edgebnn' graph")
         doc = parse_json(meta["edgebnn"], "graph metadata")
-        storage = {name: (next(k for k, d in DTYPES.items() if d == a.dtype), a.nbytes,
+        storage = {name: (dtype_code(a.dtype), a.nbytes,
                           list(a.shape)) for name, a in tensors.items()}
         graph = Graph.from_doc(doc, tensors)
         info["graph_bytes"] = len(meta["edgebnn"].encode("utf-8"))
