@@ -26,6 +26,7 @@ sys.path[:0] = [PEERS, ROOT]
 
 import nets  # noqa: E402
 import report  # noqa: E402
+from edgebnn.compact import FLOAT_PARAMS  # noqa: E402
 
 VENVS = {"litert": "requirements-litert.txt", "lce": "requirements-lce.txt"}
 LCE_OPTIONS = ("default", "indirect", "xnnpack", "indirect+xnnpack")
@@ -279,7 +280,7 @@ def main():
     ap.add_argument("--models", default=os.path.join(ROOT, "build", "peers-models"),
                     help="where the random-weight model files are built")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the model files")
-    ap.add_argument("--ebnn-float-params", choices=("f32", "f16", "int8", "int4"),
+    ap.add_argument("--ebnn-float-params", choices=FLOAT_PARAMS,
                     default="int8", help="storage of the float layers in the random-weight "
                     ".ebnn files (build_edgebnn.py --float-params; default int8)")
     ap.add_argument("--pretrained", help="folder of trained files NET.ebnn, NET_fp32.tflite, "

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from . import __version__
+from .compact import FLOAT_PARAMS
 from .datasets import DatasetError
 
 def _executor_note(model):
@@ -288,7 +289,7 @@ def _repack_args(s):
     s.add_argument("--compact", action="store_true",
                    help="format version 2: 1 bit per binary weight, one data tensor, "
                         "compressed graph (lossless; needs edgebnn >= this version to read)")
-    s.add_argument("--float-params", choices=FLOAT_PARAMS_CHOICES, default="f32",
+    s.add_argument("--float-params", choices=FLOAT_PARAMS, default="f32",
                    help="f32: keep float parameters as they are (lossless); f16: round "
                         "them to float16; int8 / int4: float conv/dense weights as int8 / "
                         "int4 with a scale per output channel, the other float parameters "
@@ -296,8 +297,6 @@ def _repack_args(s):
                         "with edgebnn eval")
     s.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
-
-FLOAT_PARAMS_CHOICES = ("f32", "f16", "int8", "int4")
 
 COMMANDS = {
     "info": ("layers, parameter bytes, compression, ISA",

@@ -17,6 +17,8 @@ import sys
 
 import numpy as np
 
+from edgebnn.compact import FLOAT_PARAMS
+
 from .convert import ExportError, convert
 
 DATASET_DEFAULTS = {
@@ -350,7 +352,7 @@ def build_parser():
     p.add_argument("--compact", action="store_true",
                    help="write format version 2: 1 bit per binary weight, one data tensor, "
                         "compressed graph (lossless; older edgebnn releases cannot read it)")
-    p.add_argument("--float-params", choices=("f32", "f16", "int8", "int4"), default="f32",
+    p.add_argument("--float-params", choices=FLOAT_PARAMS, default="f32",
                    help="storage of float parameters: f32 (default, exact), f16 (float16), "
                         "int8 / int4 (float conv/dense weights int8 / int4 with a scale per "
                         "output channel, other float parameters float16; need --compact). "
