@@ -27,6 +27,7 @@ from edgebnn.pretrained import SHIPPED, shipped_path  # noqa: E402
 # column -> (compact, float_params, fold first)
 STORAGES = {"v1 f32": (False, "f32", False), "v2 f32": (True, "f32", True),
             "v2 f16": (True, "f16", True), "v2 int8": (True, "int8", True),
+            "v2 int6": (True, "int6", True), "v2 int5": (True, "int5", True),
             "v2 int4": (True, "int4", True)}
 TARGET = 25
 
@@ -81,8 +82,8 @@ def main():
                     f"{_kb(p['file'])} |")
     print(f"File size (fp32 .tflite / file; target >= {TARGET}x). v1 f32: format version 1 "
           "as written before (unfolded for the random nets); v2: folded graph, compact "
-          "format, float parameters as named (f16 all float16; int8/int4 float conv/dense "
-          "weights quantized per output channel, other float parameters float16).\n")
+          "format, float parameters as named (f16 all float16; int8/int6/int5/int4 float "
+          "conv/dense weights quantized per output channel, other float parameters float16).\n")
     print("| network | fp32 .tflite | " + " | ".join(STORAGES) + " |")
     print("|" + " --- |" * (len(STORAGES) + 2))
     print("\n".join(rows))

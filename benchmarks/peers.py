@@ -281,8 +281,8 @@ def main():
                     help="where the random-weight model files are built")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the model files")
     ap.add_argument("--ebnn-float-params", choices=FLOAT_PARAMS,
-                    default="int8", help="storage of the float layers in the random-weight "
-                    ".ebnn files (build_edgebnn.py --float-params; default int8)")
+                    default="int5", help="storage of the float layers in the random-weight "
+                    ".ebnn files (build_edgebnn.py --float-params; default int5)")
     ap.add_argument("--pretrained", help="folder of trained files NET.ebnn, NET_fp32.tflite, "
                     "NET_int8.tflite, NET_lce.tflite, NET_lce_b32.tflite: used instead of the "
                     "random ones where present, and scored for accuracy")

@@ -77,6 +77,7 @@ def cmd_info(args):
 
 
 ENCODING_NOTES = {"F32": "float32", "F16": "float16", "Q8": "int8 + per-channel scale",
+                  "Q6": "int6 + per-channel scale", "Q5": "int5 + per-channel scale",
                   "Q4": "int4 + per-channel scale",
                   "B1": "1 bit per weight", "U64": "bits in 64-bit words", "I32": "int32",
                   "U8": "uint8"}
@@ -291,9 +292,9 @@ def _repack_args(s):
                         "compressed graph (lossless; needs edgebnn >= this version to read)")
     s.add_argument("--float-params", choices=FLOAT_PARAMS, default="f32",
                    help="f32: keep float parameters as they are (lossless); f16: round "
-                        "them to float16; int8 / int4: float conv/dense weights as int8 / "
-                        "int4 with a scale per output channel, the other float parameters "
-                        "float16 (needs --compact). f16/int8/int4 change outputs: measure "
+                        "them to float16; int8 / int6 / int5 / int4: float conv/dense weights as "
+                        "that many bits with a scale per output channel, the other float parameters "
+                        "float16 (needs --compact). f16/intN change outputs: measure "
                         "with edgebnn eval")
     s.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
@@ -301,7 +302,7 @@ def _repack_args(s):
 COMMANDS = {
     "info": ("layers, parameter bytes, compression, ISA",
              "Validate a model file and describe it.", _info_args, cmd_info),
-    "repack": ("rewrite a model file in another storage (compact, float16, int8, int4)",
+    "repack": ("rewrite a model file in another storage (compact, float16, int8 ... int4)",
                "Re-encode a .ebnn file: format version 2 (--compact) and/or rounded float "
                "parameters (--float-params).", _repack_args, cmd_repack),
     "classify": ("top-k labels for images",

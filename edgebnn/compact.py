@@ -1,8 +1,8 @@
 """The compact (format version 2) encodings: every parameter in one `data`
 byte string described by a table in the graph document, binary weights at
 one bit each (each row of C channels in ceil(C/8) bytes, not whole 64-bit
-words), float layers optionally as float16, or int8 / int4 with per-channel
-scales, and the graph document zlib-compressed
+words), float layers optionally as float16, or int8 / int6 / int5 / int4
+with per-channel scales, and the graph document zlib-compressed
 (docs/FORMAT.md section 8).
 
 Decoding produces exactly the arrays a version-1 file holds (packed uint64
@@ -32,11 +32,16 @@ ENCODINGS = {
     "U8": (1, np.dtype("u1")),
     "U64": (8, np.dtype("<u8")),
     "B1": (1, np.dtype("<u8")),     # signs, 1 bit each, decoded to packed words
-    "Q8": (4, np.dtype("<f4")),     # F32 scale per channel + int8 values
-    "Q4": (4, np.dtype("<f4")),     # F32 scale per channel + int4 values, 2 a byte
+    # F32 scale per channel + b-bit two's-complement values in one LSB-first
+    # bit stream (Q8: plain int8 bytes; Q4: two a byte, the first low)
+    "Q8": (4, np.dtype("<f4")),
+    "Q6": (4, np.dtype("<f4")),
+    "Q5": (4, np.dtype("<f4")),
+    "Q4": (4, np.dtype("<f4")),
 }
-FLOAT_PARAMS = ("f32", "f16", "int8", "int4")
-QUANT_LEVELS = {"Q8": 127, "Q4": 7}     # symmetric: values -L..L
+FLOAT_PARAMS = ("f32", "f16", "int8", "int6", "int5", "int4")
+QUANT_BITS = {"Q8": 8, "Q6": 6, "Q5": 5, "Q4": 4}
+QUANT_LEVELS = {enc: (1 << (b - 1)) - 1 for enc, b in QUANT_BITS.items()}  # values -L..L
 
 
 # ------------------------------------------------------------- sizes ---
@@ -45,10 +50,8 @@ def stored_bytes(enc, shape):
     n = math.prod(shape)
     if enc == "B1":
         return n // shape[-1] * ((shape[-1] + 7) // 8) if shape[-1] else 0
-    if enc == "Q8":
-        return 4 * shape[0] + n
-    if enc == "Q4":
-        return 4 * shape[0] + (n + 1) // 2
+    if enc in QUANT_BITS:
+        return 4 * shape[0] + (n * QUANT_BITS[enc] + 7) // 8
     return n * ENCODINGS[enc][1].itemsize
 
 
@@ -92,22 +95,24 @@ def quantize(w, levels=127):
     return best_scale.astype(np.float32), q
 
 
-def _nibbles(q):
-    """int8 values in -7..7 -> bytes, two a byte (first value in the low
-    nibble, two's complement); an odd count leaves the last high nibble 0."""
-    u = (q.reshape(-1).astype(np.int16) & 0xF).astype(np.uint8)
-    if u.size % 2:
-        u = np.append(u, np.uint8(0))
-    return (u[0::2] | (u[1::2] << 4)).tobytes()
+def _pack_codes(q, bits):
+    """int8 values in -L..L -> their low `bits` bits (two's complement), value
+    after value in one LSB-first bit stream; the last byte's unused high bits 0."""
+    u = q.reshape(-1).astype(np.uint8)          # two's complement bytes
+    stream = np.unpackbits(u[:, None], axis=1, bitorder="little")[:, :bits]
+    return np.packbits(stream.reshape(-1), bitorder="little").tobytes()
 
 
-def _from_nibbles(raw, n):
-    b = np.frombuffer(raw, np.uint8)
-    u = np.empty(2 * b.size, np.uint8)
-    u[0::2], u[1::2] = b & 0xF, b >> 4
-    if u.size > n and u[n]:
+def _unpack_codes(raw, n, bits):
+    """The inverse of _pack_codes, or None if the unused high bits of the last
+    byte are not 0."""
+    stream = np.unpackbits(np.frombuffer(raw, np.uint8), bitorder="little")
+    if stream[n * bits:].any():
         return None
-    return (u[:n].astype(np.int8) ^ 8) - 8          # sign-extend the nibbles
+    codes = stream[:n * bits].reshape(n, bits)
+    u = np.packbits(codes, axis=1, bitorder="little")[:, 0].astype(np.int16)
+    sign = 1 << (bits - 1)
+    return ((u ^ sign) - sign).astype(np.int8)          # sign-extend
 
 
 def encode(entries):
@@ -126,7 +131,7 @@ def encode(entries):
         elif enc in QUANT_LEVELS:
             shape = list(arr.shape)
             scale, q = quantize(arr, QUANT_LEVELS[enc])
-            blob = scale.astype("<f4").tobytes() + (q.tobytes() if enc == "Q8" else _nibbles(q))
+            blob = scale.astype("<f4").tobytes() + _pack_codes(q, QUANT_BITS[enc])
         else:
             shape = list(arr.shape)
             blob = np.ascontiguousarray(arr, ENCODINGS[enc][1]).tobytes()
@@ -178,7 +183,7 @@ def _check_entry(i, entry):
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise ModelError(f"{where}: shape must be a list of at most 8 non-negative "
                          f"integers, got {short(shape)}")
-    if enc in ("B1", "Q8", "Q4") and (not shape or shape[-1 if enc == "B1" else 0] == 0):
+    if (enc == "B1" or enc in QUANT_BITS) and (not shape or shape[-1 if enc == "B1" else 0] == 0):
         raise ModelError(f"{where}: {enc} needs a shape with a non-zero "
                          f"{'last' if enc == 'B1' else 'first'} axis")
     return name, enc, shape, where
@@ -202,9 +207,9 @@ def _decode_one(enc, shape, raw, where):
         if enc == "Q8":
             q = np.frombuffer(raw, np.int8, offset=4 * o)
         else:
-            q = _from_nibbles(raw[4 * o:], math.prod(shape))
+            q = _unpack_codes(raw[4 * o:], math.prod(shape), QUANT_BITS[enc])
             if q is None:
-                raise ModelError(f"{where}: the unused last nibble is not 0")
+                raise ModelError(f"{where}: the unused bits of the last byte are not 0")
         if np.any(q < -levels):
             raise ModelError(f"{where}: quantized values must be in -{levels}..{levels}")
         return q.reshape(shape).astype(np.float32) * scale.reshape((o,) + (1,) * (len(shape) - 1))

@@ -23,13 +23,20 @@ COMPACT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
 FLOAT_PARAMS = v2.FLOAT_PARAMS
 F16_MAX = float(np.finfo(np.float16).max)
-QUANTIZED = {"int8": "Q8", "int4": "Q4"}     # float_params -> weight encoding
+QUANTIZED = {"int8": "Q8", "int6": "Q6", "int5": "Q5", "int4": "Q4"}  # float_params -> weight encoding
+# smaller float weight tensors stay float16 under int8..int4 (TF Lite's
+# dynamic-range quantization skips tensors under 1024 elements likewise):
+# they save next to nothing and are often the most sensitive (a 3-channel
+# stem, a 10-class head)
+QUANTIZE_MIN_ELEMENTS = 1024
 
 
 def _float_weight_roles(graph):
-    """Tensor names of float-scheme conv/dense weights (the int8 candidates)."""
+    """Tensor names of float-scheme conv/dense weights with at least
+    QUANTIZE_MIN_ELEMENTS values (the int8..int4 candidates)."""
     return {op.tensor_names["weight"] for op in graph.ops
-            if "weight" in op.params and op.attrs.get("scheme") == "float"}
+            if "weight" in op.params and op.attrs.get("scheme") == "float"
+            and op.params["weight"].size >= QUANTIZE_MIN_ELEMENTS}
 
 
 def _to_half(name, arr):
@@ -43,7 +50,8 @@ def plan_encodings(graph, float_params="f32", compact_layout=False):
     """[(name, encoding, array, channels or None)] in data order: the encoding
     each parameter gets. float_params: f32 keeps floats as they are (float32
     or already-float16), f16 stores every float parameter as float16, int8
-    (int4) stores float conv/dense weights as int8 (int4) + a float32 scale
+    (int6, int5, int4) stores float conv/dense weights of at least
+    QUANTIZE_MIN_ELEMENTS values as that many bits + a float32 scale
     per output channel and the other float parameters as float16."""
     if float_params not in FLOAT_PARAMS:
         raise ValueError(f"float_params must be one of {list(FLOAT_PARAMS)}, got {float_params!r}")
@@ -88,7 +96,7 @@ def to_bytes(graph, compact=False, float_params="f32"):
 def save(path, graph, overwrite=False, compact=False, float_params="f32"):
     """Write a validated Graph to path (refuses to replace a file unless
     overwrite=True). compact=True writes format version 2 (lossless by
-    itself); float_params 'f16' / 'int8' / 'int4' round float parameters (lossy, see
+    itself); float_params 'f16' / 'int8' ... 'int4' round float parameters (lossy, see
     plan_encodings). Returns the Graph as the file holds it."""
     # round-trip the document through the validator: never write a file
     # the loader would refuse

@@ -237,7 +237,7 @@ def export(source, output, *, force=False, data=None, dataset=None, samples=None
            compact=False, float_params="f32"):
     """Export SOURCE to OUTPUT after the equivalence check -> Report.
     Raises ExportError (file not written) on any refusal or failed check.
-    compact: write format version 2 (lossless). float_params f16/int8/int4:
+    compact: write format version 2 (lossless). float_params f16/int8/int6/int5/int4:
     round the float parameters when writing (lossy): the checked plan is
     float32, so the file is then compared with it and the difference logged
     (top-1 agreement, largest output difference, accuracy on labelled
@@ -354,9 +354,9 @@ def build_parser():
                         "compressed graph (lossless; older edgebnn releases cannot read it)")
     p.add_argument("--float-params", choices=FLOAT_PARAMS, default="f32",
                    help="storage of float parameters: f32 (default, exact), f16 (float16), "
-                        "int8 / int4 (float conv/dense weights int8 / int4 with a scale per "
+                        "int8 / int6 / int5 / int4 (float conv/dense weights in that many bits with a scale per "
                         "output channel, other float parameters float16; need --compact). "
-                        "f16/int8/int4 are lossy: the export log reports their effect on "
+                        "f16/intN are lossy: the export log reports their effect on "
                         "the check inputs")
     p.add_argument("--backend", choices=("auto", "numpy"), default="auto",
                    help="ops are checked one by one in numpy; the whole file runs on the "

@@ -37,7 +37,7 @@ def seed_blobs():
             blobs.append(open(path, "rb").read())
             # the same network folded, in the compact version 2
             save(path, fold(graph), overwrite=True, compact=True,
-                 float_params=("f32", "f16", "int8", "int4")[i % 4])
+                 float_params=("f32", "f16", "int8", "int5")[i % 4])
             blobs.append(open(path, "rb").read())
     return blobs
 

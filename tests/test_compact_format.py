@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load as st_load
 
+import edgebnn.format
 import model_zoo
 from edgebnn import ModelError, load, load_graph, save
 from edgebnn.compact import MAX_INFLATE, QUANT_LEVELS, quantize
@@ -114,8 +115,9 @@ def test_f16_params_load_and_run(tmp_path, compact):
     assert np.mean(np.argmax(got, 1) == np.argmax(ref, 1)) >= 0.5
 
 
-@pytest.mark.parametrize("float_params,enc", [("int8", "Q8"), ("int4", "Q4")])
-def test_quantized_weights_per_channel(tmp_path, float_params, enc):
+@pytest.mark.parametrize("float_params,enc", [("int8", "Q8"), ("int6", "Q6"), ("int5", "Q5"),
+                                              ("int4", "Q4")])
+def test_quantized_weights_per_channel(tmp_path, float_params, enc, quantize_all):
     graph = fold(zoo_graph("alexnet", "binary"))
     back = save(tmp_path / "q.ebnn", graph, compact=True, float_params=float_params)
     quantized = {n for n, (e, _, _) in back.storage.items() if e == enc}
@@ -153,7 +155,7 @@ def test_int8_zero_filter_and_options():
     scale, q = quantize(np.zeros((2, 3), np.float32))
     assert np.all(scale == 0) and np.all(q == 0)
     graph = zoo_graph("lenet", "float")
-    for option in ("int8", "int4"):
+    for option in ("int8", "int6", "int5", "int4"):
         with pytest.raises(ValueError, match="compact"):
             to_bytes(graph, float_params=option)
     with pytest.raises(ValueError, match="float_params"):
@@ -199,10 +201,35 @@ def rebuild(doc, data, graph_bytes=None, meta=None, extra=None):
     return craft(header, bytes(data) + g)
 
 
+def test_small_float_weights_stay_float16(tmp_path, monkeypatch):
+    """Under intN only float weights of QUANTIZE_MIN_ELEMENTS or more values
+    are quantized; the others are stored as float16, like every other float."""
+    graph = fold(zoo_graph("alexnet", "binary"))
+    sizes = {op.tensor_names["weight"]: op.params["weight"].size for op in graph.ops
+             if "weight" in op.params and op.attrs.get("scheme") == "float"}
+    assert edgebnn.format.QUANTIZE_MIN_ELEMENTS == 1024 and max(sizes.values()) < 1024
+    back = save(tmp_path / "q.ebnn", graph, compact=True, float_params="int5")
+    assert all(back.storage[name][0] == "F16" for name in sizes)
+    # a threshold between the zoo's sizes (96 and 900) splits them
+    monkeypatch.setattr(edgebnn.format, "QUANTIZE_MIN_ELEMENTS", 500)
+    back = save(tmp_path / "q2.ebnn", graph, compact=True, float_params="int5")
+    got = {name: back.storage[name][0] for name in sizes}
+    assert got == {name: "Q5" if n >= 500 else "F16" for name, n in sizes.items()}
+    assert set(got.values()) == {"Q5", "F16"}
+
+
+@pytest.fixture
+def quantize_all(monkeypatch):
+    """The zoo networks are tiny: let int8..int4 take every float weight."""
+    monkeypatch.setattr(edgebnn.format, "QUANTIZE_MIN_ELEMENTS", 0)
+
+
 @pytest.fixture(scope="module")
 def good():
     graph = fold(zoo_graph("alexnet", "binary"))
-    return to_bytes(graph, compact=True, float_params="int8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(edgebnn.format, "QUANTIZE_MIN_ELEMENTS", 0)
+        return to_bytes(graph, compact=True, float_params="int8")
 
 
 def test_rebuild_of_a_good_file_loads(good):
@@ -286,26 +313,45 @@ def test_hostile_values(good):
             load_graph(blob)
 
 
-def test_int4_nibbles():
-    from edgebnn.compact import _decode_one, stored_bytes
-    w = np.array([[7, -7, 1], [-1, 0, 3.5]], np.float32)      # odd count: 6 -> 3 bytes
-    for shape in ([2, 3], [1, 5]):
-        arr = w.reshape(-1)[:np.prod(shape)].reshape(shape)
-        from edgebnn.compact import encode
-        _, data = encode([("w", "Q4", arr, None)])
-        assert len(data) == stored_bytes("Q4", shape) == 4 * shape[0] + (arr.size + 1) // 2
-        scale, q = quantize(arr, 7)
-        got = _decode_one("Q4", shape, memoryview(data), "w")
-        np.testing.assert_array_equal(got, q.astype(np.float32) * scale[:, None])
-    _, data = encode([("w", "Q4", np.ones((1, 5), np.float32), None)])
+@pytest.mark.parametrize("enc", ["Q6", "Q5", "Q4"])
+def test_packed_codes(enc):
+    """Sub-byte codes: one LSB-first bit stream of two's-complement values,
+    sized and decoded exactly; unused high bits and -L-1 are refused."""
+    from edgebnn.compact import QUANT_BITS, _decode_one, encode, stored_bytes
+    bits, levels = QUANT_BITS[enc], QUANT_LEVELS[enc]
+    rng = np.random.default_rng(bits)
+    for shape in ([2, 3], [1, 5], [3, 2, 2, 7], [1, 1]):
+        arr = rng.normal(size=shape).astype(np.float32)
+        _, data = encode([("w", enc, arr, None)])
+        n = int(np.prod(shape))
+        assert len(data) == stored_bytes(enc, shape) == 4 * shape[0] + (n * bits + 7) // 8
+        scale, q = quantize(arr, levels)
+        # the stream by hand: value i's bit j at stream bit i*bits + j
+        stream = np.frombuffer(data[4 * shape[0]:], np.uint8)
+        for i, v in enumerate(q.reshape(-1).astype(np.int64)):
+            code = sum(((int(stream[(i * bits + j) // 8]) >> ((i * bits + j) % 8)) & 1) << j
+                       for j in range(bits))
+            assert code == v & ((1 << bits) - 1)
+        got = _decode_one(enc, shape, memoryview(data), "w")
+        np.testing.assert_array_equal(
+            got, q.astype(np.float32) * scale.reshape((-1,) + (1,) * (len(shape) - 1)))
+    _, data = encode([("w", enc, np.ones((1, 5), np.float32), None)])
+    assert (5 * bits) % 8, "the case needs unused bits in the last byte"
     bad = bytearray(data)
-    bad[-1] |= 0x80                     # the unused high nibble of an odd count
-    with pytest.raises(ModelError, match="unused last nibble"):
-        _decode_one("Q4", [1, 5], memoryview(bytes(bad)), "w")
+    bad[-1] |= 0x80
+    with pytest.raises(ModelError, match="unused bits"):
+        _decode_one(enc, [1, 5], memoryview(bytes(bad)), "w")
     bad = bytearray(data)
-    bad[4] = 0x08                       # -8 is outside -7..7
-    with pytest.raises(ModelError, match=r"-7\.\.7"):
-        _decode_one("Q4", [1, 5], memoryview(bytes(bad)), "w")
+    bad[4] = (bad[4] & ~((1 << bits) - 1) & 0xFF) | (1 << (bits - 1))    # first value -L-1
+    with pytest.raises(ModelError, match=rf"-{levels}\.\.{levels}"):
+        _decode_one(enc, [1, 5], memoryview(bytes(bad)), "w")
+
+
+def test_int4_layout_is_nibbles():
+    """Q4 keeps its documented layout: two values a byte, the first low."""
+    from edgebnn.compact import encode
+    _, data = encode([("w", "Q4", np.array([[7, -7, 1]], np.float32), None)])
+    assert data[4:] == bytes([0x7 | 0x9 << 4, 0x1])
 
 
 def test_alignment_padding_must_be_zero():

@@ -29,7 +29,7 @@ def seed_file(tmp_path_factory, kind):
 KINDS = [("lenet", "binary", None), ("resnet", "binary_k", None),
          ("alexnet", "binary_weights", None), ("lenet", "binary", "f32"),
          ("resnet", "binary_k", "f16"), ("alexnet", "binary", "int8"),
-         ("resnet", "binary", "int4")]
+         ("resnet", "binary", "int4"), ("lenet", "float", "int5")]
 
 
 def _run(tmp_path_factory, data):
