@@ -34,6 +34,7 @@ void kc_check_fconv2d(kc_rng *rng, int isa, int case_no);
 void kc_check_fdense(kc_rng *rng, int isa, int case_no);
 void kc_check_bitpack_ops(kc_rng *rng, int isa, int case_no);
 void kc_check_kmap(kc_rng *rng, int isa, int case_no);
+void kc_check_fpool(kc_rng *rng, int isa, int case_no);
 #define KC_CHECK_ALL_ROWS                                                  \
     {"bconv2d", kc_check_bconv2d, 40},                                     \
     {"bdense", kc_check_bdense, 30},                                       \
@@ -43,6 +44,7 @@ void kc_check_kmap(kc_rng *rng, int isa, int case_no);
     {"fconv2d", kc_check_fconv2d, 30},                                     \
     {"fdense", kc_check_fdense, 24},                                       \
     {"bitpack ops", kc_check_bitpack_ops, 36},                             \
-    {"kmap", kc_check_kmap, 36},
+    {"kmap", kc_check_kmap, 36},                                           \
+    {"float pools", kc_check_fpool, 48},
 #endif
 #endif

@@ -1,11 +1,15 @@
 /* Float pooling with TF semantics: padded positions are ignored (never
  * counted), so average pooling divides by the number of in-bounds taps.
- * Loops run along channels (NHWC) and vectorize without intrinsics; on
- * x86 the AVX2 / AVX-512 paths (below) keep a block of channels in
- * registers over the whole window, with the same operations per element. */
+ * Loops run along channels (NHWC) and vectorize without intrinsics; the
+ * AVX2 / AVX-512 and aarch64 NEON paths (below) keep a block of channels
+ * in registers over the whole window, with the same operations per
+ * element. */
 #include "internal.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 /* The in-bounds window of one output pixel: rows [ky0, ky1), columns
@@ -105,7 +109,6 @@ static void fold_any(int op, int n, int init, float *o, const float *const *t, i
         }
 }
 
-#if defined(__x86_64__)
 /* One output pixel's window, channels in blocks of NV vectors held in
  * registers across all taps (NV constant after inlining). The operations
  * per element are the portable path's: max_ps(x, m) is x > m ? x : m
@@ -135,6 +138,7 @@ static void fold_any(int op, int n, int init, float *o, const float *const *t, i
                   op == POOL_MAX ? acc[v] : DIV(acc[v], SETF(count)));          \
     }
 
+#if defined(__x86_64__)
 #define VTYPE __m512
 #define MASKS512                                                                \
     __mmask16 mk[4];                                                            \
@@ -217,6 +221,61 @@ EBNN_TARGET_AVX2 static void pool_avx2(int op, const ebnn_conv_geom *g, const fl
 }
 #endif
 
+#if defined(__aarch64__)
+/* aarch64 NEON: 4-float vectors without masks, so only for channel counts
+ * that are multiples of 4, in blocks that divide them (16, 8 or 4
+ * channels). max: x > m ? x : m as compare + select; vdivq is IEEE
+ * division. armv7 keeps the portable loop: its NEON flushes denormals. */
+static inline float32x4_t max_neon(float32x4_t x, float32x4_t m)
+{
+    return vbslq_f32(vcgtq_f32(x, m), x, m);
+}
+#define VTYPE float32x4_t
+#define LOAD_NEON(v, p) vld1q_f32(p)
+#define STORE_NEON(v, p, x) vst1q_f32(p, x)
+static inline __attribute__((always_inline)) void
+window_neon(int op, const int nv, const float *in, int in_w, window w, float *o, int c,
+            float count)
+{
+    if (nv == 1) {
+        POOL_WINDOW_BODY(4, 1, LOAD_NEON, STORE_NEON, max_neon, vaddq_f32, vdivq_f32,
+                         vdupq_n_f32(0.0f), vdupq_n_f32, )
+    } else if (nv == 2) {
+        POOL_WINDOW_BODY(4, 2, LOAD_NEON, STORE_NEON, max_neon, vaddq_f32, vdivq_f32,
+                         vdupq_n_f32(0.0f), vdupq_n_f32, )
+    } else {
+        POOL_WINDOW_BODY(4, 4, LOAD_NEON, STORE_NEON, max_neon, vaddq_f32, vdivq_f32,
+                         vdupq_n_f32(0.0f), vdupq_n_f32, )
+    }
+}
+#undef VTYPE
+
+static void pool_neon(int op, const ebnn_conv_geom *g, const float *in, float *out,
+                      int64_t begin, int64_t end)
+{
+    const int c = g->in_c;
+    const int nv = c % 16 == 0 ? 4 : c % 8 == 0 ? 2 : 1;
+    const int k22 = g->kh == 2 && g->kw == 2;
+    cursor at = cursor_at(g, begin);
+    for (int64_t p = begin; p < end; p++, cursor_next(g, &at)) {
+        window w = window_of(g, &at);
+        float count = (float)((w.ky1 - w.ky0) * (w.kx1 - w.kx0));
+        if (k22 && w.ky0 == 0 && w.ky1 == 2 && w.kx0 == 0 && w.kx1 == 2) {
+            /* a whole 2x2 window (ResNet's downsampling average pools):
+             * constant bounds, so the taps unroll */
+            window full = {0, 2, 0, 2, w.base};
+            if (op == POOL_MAX)
+                window_neon(POOL_MAX, nv, in, g->in_w, full, out + p * c, c, 4.0f);
+            else
+                window_neon(POOL_SUM, nv, in, g->in_w, full, out + p * c, c, 4.0f);
+        } else if (op == POOL_MAX)
+            window_neon(POOL_MAX, nv, in, g->in_w, w, out + p * c, c, count);
+        else
+            window_neon(POOL_SUM, nv, in, g->in_w, w, out + p * c, c, count);
+    }
+}
+#endif
+
 /* Taps are visited in ky, kx order, in groups of up to four per pass:
  * max: the first in-bounds tap, then o = x > o ? x : o;
  * average: ((0 + x0) + x1) + ..., then / (number of in-bounds taps). */
@@ -235,6 +294,12 @@ static void pool(int op, const ebnn_conv_geom *g, const float *in, float *out,
     }
     if (ebnn_isa_get() == EBNN_ISA_AVX2) {
         pool_avx2(op, g, in, out, begin, end);
+        return;
+    }
+#endif
+#if defined(__aarch64__)
+    if (ebnn_isa_get() == EBNN_ISA_NEON && c % 4 == 0) {
+        pool_neon(op, g, in, out, begin, end);
         return;
     }
 #endif
