@@ -90,6 +90,12 @@ def parse_args(argv=None):
     g.add_argument("--warmup-epochs", type=float, default=0.0)
     g.add_argument("--weight-decay", type=float, default=0.0,
                    help="decoupled decay of float conv/dense kernels only")
+    g.add_argument("--teacher", default=None, metavar="SOURCE",
+                   help="distil from this trained model (a run directory, checkpoint or "
+                        ".keras file; its best checkpoint); allowed with --resume")
+    g.add_argument("--distill-alpha", type=float, default=0.9,
+                   help="weight of the teacher term (the labels get 1 - alpha)")
+    g.add_argument("--distill-temperature", type=float, default=1.0)
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, help="run directory")
     g.add_argument("--resume", action="store_true",
@@ -115,6 +121,8 @@ def parse_args(argv=None):
         p.error("--width must be > 0")
     if args.lr is not None and args.lr <= 0:
         p.error("--lr must be > 0")
+    if not 0 <= args.distill_alpha <= 1 or args.distill_temperature <= 0:
+        p.error("--distill-alpha must be in [0, 1] and --distill-temperature > 0")
     try:
         args.lr_steps = [float(s) for s in args.lr_steps.split(",") if s]
     except ValueError:
@@ -148,8 +156,16 @@ def recipe_from_args(args, data_dir):
                   "momentum": args.momentum, "schedule": args.schedule,
                   "lr_steps": args.lr_steps,
                   "warmup_epochs": args.warmup_epochs,
-                  "weight_decay": args.weight_decay, "seed": args.seed},
+                  "weight_decay": args.weight_decay, "seed": args.seed,
+                  "teacher": teacher_recipe(args)},
     }
+
+
+def teacher_recipe(args):
+    if not args.teacher:
+        return None
+    return {"source": str(Path(args.teacher).resolve()), "alpha": args.distill_alpha,
+            "temperature": args.distill_temperature}
 
 
 def prepare_out_dir(parser, args):
@@ -332,6 +348,8 @@ def main(argv=None):
         recipe = run["recipe"]
         if args.epochs:
             recipe["train"]["epochs"] = args.epochs
+        if args.teacher:    # a continuation may add (or change) the teacher
+            recipe["train"]["teacher"] = teacher_recipe(args)
     else:
         data_dir = Path(args.data) if args.data else datasets.default_data_dir()
         if data_dir is None or not data_dir.exists():
@@ -360,10 +378,18 @@ def main(argv=None):
     optimizer = make_optimizer(train, steps)
     if train["weight_decay"]:
         exclude_from_decay(optimizer, model)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True),
-                  metrics=["accuracy"])
+    teach = train.get("teacher")
+    if teach:
+        from . import distill
+        teacher = distill.load_teacher(teach["source"], len(classes))
+        model.compile(optimizer=optimizer,
+                      loss=distill.distill_loss(teach["alpha"], teach["temperature"]),
+                      metrics=[distill.accuracy])
+    else:
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.SparseCategoricalCrossentropy(
+                          from_logits=True),
+                      metrics=["accuracy"])
     optimizer.build(model.trainable_variables)  # so a restore can fill it
 
     state = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
@@ -383,6 +409,11 @@ def main(argv=None):
                             recipe["data"]["augment"], train["seed"], threads,
                             recipe["data"].get("crop_pad", 4))
     test_ds = make_dataset(x_test, y_test, spec, 256, False, False, 0, threads)
+    if teach:
+        train_ds = distill.attach_teacher(train_ds, teacher)
+        test_ds = distill.attach_teacher(test_ds, teacher)
+        print(f"distilling from {teach['source']} (alpha {teach['alpha']}, "
+              f"temperature {teach['temperature']})", flush=True)
     start = int(state["epoch"].numpy())
     verbose = args.verbose if args.verbose is not None else (
         1 if sys.stdout.isatty() else 2)

@@ -196,3 +196,67 @@ def test_keep_writes_a_weights_only_copy_that_exports_the_same(folder_dataset, t
         train.main(["--out", str(slim), "--resume", "--verbose", "0"])
     assert exc.value.code == 2
     assert sorted((p.name, p.read_bytes()) for p in (slim / "best").iterdir()) == before
+
+
+def test_distill_loss_and_teacher_batches():
+    """The loss is alpha T^2 KL(teacher || student) + (1 - alpha) CE,
+    written out in numpy; the batches carry [label, teacher logits]."""
+    from edgebnn_export import distill
+    rng = np.random.default_rng(5)
+    s = rng.normal(size=(6, 4)).astype(np.float32)
+    t = rng.normal(size=(6, 4)).astype(np.float32)
+    label = rng.integers(0, 4, size=6)
+    y = np.concatenate([label[:, None].astype(np.float32), t], axis=1)
+
+    def log_softmax(z):
+        z = z - z.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+    for alpha, temp in ((0.9, 1.0), (0.5, 3.0), (0.0, 2.0), (1.0, 1.0)):
+        got = np.asarray(distill.distill_loss(alpha, temp)(y, s))
+        lt, ls = log_softmax(t / temp), log_softmax(s / temp)
+        kl = (np.exp(lt) * (lt - ls)).sum(1)
+        ce = -log_softmax(s)[np.arange(6), label]
+        np.testing.assert_allclose(got, alpha * temp ** 2 * kl + (1 - alpha) * ce, rtol=1e-5,
+                                   atol=1e-6)
+    acc = np.asarray(distill.accuracy(y, s)).reshape(-1)
+    np.testing.assert_array_equal(acc, (s.argmax(1) == label).astype(np.float32))
+
+    teacher = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(5, dtype=np.uint8))).batch(2)
+    xs, ys = zip(*[(a.numpy(), b.numpy()) for a, b in distill.attach_teacher(ds, teacher)])
+    ys = np.concatenate(ys)
+    np.testing.assert_array_equal(np.concatenate(xs), x)
+    np.testing.assert_array_equal(ys[:, 0], np.arange(5))
+    np.testing.assert_allclose(ys[:, 1:], np.asarray(teacher(x)), rtol=1e-6)
+
+
+def test_distill_from_a_teacher_run(folder_dataset, tmp_path):
+    """--teacher trains against a trained run's outputs, is recorded in the
+    recipe, and can be added when a run is resumed; a teacher with another
+    class count is refused."""
+    teacher_dir, out = tmp_path / "teacher", tmp_path / "student"
+    assert train.main(folder_args(folder_dataset, teacher_dir, "--epochs", "1")) == 0
+    assert train.main(folder_args(folder_dataset, out, "--epochs", "1")) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["recipe"]["train"]["teacher"] is None
+    assert train.main(["--out", str(out), "--resume", "--epochs", "2", "--verbose", "0",
+                       "--teacher", str(teacher_dir), "--distill-alpha", "0.7"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["recipe"]["train"]["teacher"] == {
+        "source": str(teacher_dir.resolve()), "alpha": 0.7, "temperature": 1.0}
+    rows = read_log(out)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(0 <= float(r["acc"]) <= 1 and np.isfinite(float(r["loss"])) for r in rows)
+    with pytest.raises(SystemExit):
+        train.main(folder_args(folder_dataset, tmp_path / "x", "--epochs", "1",
+                               "--teacher", str(teacher_dir), "--distill-alpha", "2"))
+
+
+def test_teacher_class_count_must_match(tmp_path):
+    from edgebnn_export import distill
+    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(5)])
+    m.save(tmp_path / "t.keras")
+    with pytest.raises(SystemExit, match="5 outputs"):
+        distill.load_teacher(str(tmp_path / "t.keras"), 3)
