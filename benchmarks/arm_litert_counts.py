@@ -186,6 +186,8 @@ def main():
                     help="python with LiteRT inside the rootfs")
     ap.add_argument("--profile", action="store_true",
                     help="also print each model's per-function split (bgregion tbs + symbolize.py)")
+    ap.add_argument("--profile-top", type=int, default=12, metavar="N",
+                    help="functions listed per model by --profile (default 12)")
     ap.add_argument("--edgebnn-python", default="/opt/edgebnn-venv/bin/python",
                     help="python with edgebnn inside the rootfs")
     args = ap.parse_args()
@@ -227,7 +229,7 @@ def main():
         if args.profile:
             splits.append((name, tbs, r2 - r1))
     for name, tbs, total in splits:
-        print_split(name, root, tbs[0], tbs[1], total)
+        print_split(name, root, tbs[0], tbs[1], total, args.profile_top)
 
 
 if __name__ == "__main__":
