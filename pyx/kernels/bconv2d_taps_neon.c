@@ -300,6 +300,22 @@ AI void pixels(const ebnn_conv_geom *g, const uint64_t *rows, int64_t rs, int r0
     }
 }
 
+/* d[f] += c[f], f < n (a multiple of 4) */
+static inline void add_rows(int32_t *d, const int32_t *c, int n)
+{
+    int f = 0;
+#if defined(__aarch64__)
+    for (; f + 16 <= n; f += 16) { /* four vectors per load / store */
+        int32x4x4_t a = vld1q_s32_x4(d + f), b = vld1q_s32_x4(c + f);
+        for (int k = 0; k < 4; k++)
+            a.val[k] = vaddq_s32(a.val[k], b.val[k]);
+        vst1q_s32_x4(d + f, a);
+    }
+#endif
+    for (; f < n; f += 4)
+        vst1q_s32(d + f, vaddq_s32(vld1q_s32(d + f), vld1q_s32(c + f)));
+}
+
 /* the sums of cz over the out-of-image taps of the border patterns seen
  * (9-bit masks of the taps outside; a 3x3 kernel has at most 15 clipped
  * boxes), found by a table indexed by the mask */
@@ -320,12 +336,9 @@ static const int32_t *pattern(patterns *pc, unsigned out, const int32_t *cz, int
     int i = pc->used++;
     int32_t *sum = pc->sum + (int64_t)i * nfp;
     pc->slot[out] = (int8_t)i;
-    for (int f = 0; f < nfp; f += 4) {
-        int32x4_t a = vdupq_n_s32(0);
-        for (unsigned m = out; m; m &= m - 1)
-            a = vaddq_s32(a, vld1q_s32(cz + (int64_t)__builtin_ctz(m) * nfp + f));
-        vst1q_s32(sum + f, a);
-    }
+    memset(sum, 0, (size_t)nfp * 4);
+    for (unsigned m = out; m; m &= m - 1)
+        add_rows(sum, cz + (int64_t)__builtin_ctz(m) * nfp, nfp);
     return sum;
 }
 
@@ -335,48 +348,37 @@ static inline unsigned kept3(int k0, int k1)
     return ((7u >> k0) << k0) & (7u >> (3 - k1));
 }
 
-/* d[f] += c[f], f < n (a multiple of 4) */
-static inline void add_rows(int32_t *d, const int32_t *c, int n)
-{
-    int f = 0;
-#if defined(__aarch64__)
-    for (; f + 16 <= n; f += 16) { /* four vectors per load / store */
-        int32x4x4_t a = vld1q_s32_x4(d + f), b = vld1q_s32_x4(c + f);
-        for (int k = 0; k < 4; k++)
-            a.val[k] = vaddq_s32(a.val[k], b.val[k]);
-        vst1q_s32_x4(d + f, a);
-    }
-#endif
-    for (; f < n; f += 4)
-        vst1q_s32(d + f, vaddq_s32(vld1q_s32(d + f), vld1q_s32(c + f)));
-}
-
 /* same_zero: the border pixels' popcounts + the corrections of their
  * out-of-image taps (only border rows and the border columns of the
  * others are visited) */
-static void fix_border(const ebnn_conv_geom *g, int64_t p, int np, const int32_t *cz,
+static void fix_border(const ebnn_conv_geom *gp, int64_t p, int np, const int32_t *cz,
                        patterns *pc, int nfp, int32_t *dst, int64_t ldd)
 {
-    const int S = g->stride_w;
+    /* locals: the stores below may alias *gp and *pc (no strict aliasing) */
+    const int S = gp->stride_w, in_w = gp->in_w, in_h = gp->in_h, out_w = gp->out_w;
+    const int pad_left = gp->pad_left, pad_top = gp->pad_top, out_h = gp->out_h;
+    int8_t *const slot = pc->slot;
     /* output columns [xa, xb) have every kernel column inside the image */
-    const int xa = (g->pad_left + S - 1) / S;
-    const int xb = imin(g->in_w - 3 + g->pad_left < 0 ? 0 : (g->in_w - 3 + g->pad_left) / S + 1,
-                        g->out_w);
-    int ox = (int)(p % g->out_w), oy = (int)(p / g->out_w % g->out_h);
+    const int xa = (pad_left + S - 1) / S;
+    const int xb = imin(in_w - 3 + pad_left < 0 ? 0 : (in_w - 3 + pad_left) / S + 1, out_w);
+    int ox = (int)(p % out_w), oy = (int)(p / out_w % out_h);
     for (int i = 0; i < np;) {
-        int seg = imin(np - i, g->out_w - ox), iy0 = oy * S - g->pad_top;
-        unsigned rows = kept3(imax(-iy0, 0), imin(g->in_h - iy0, 3));
+        int seg = imin(np - i, out_w - ox), iy0 = oy * S - pad_top;
+        unsigned rows = kept3(imax(-iy0, 0), imin(in_h - iy0, 3));
         /* kept taps of the rows: bit ky*3 + kx */
         unsigned rowbits = (rows & 1 ? 7u : 0) | (rows & 2 ? 7u << 3 : 0) | (rows & 4 ? 7u << 6 : 0);
+        int32_t *d = dst + (int64_t)i * ldd;
         for (int x = ox; x < ox + seg; x++) {
             if (rows == 7 && x >= xa && x < xb) { /* skip to the right border */
                 x = imax(x, xb - 1);
                 continue;
             }
-            int ix0 = x * S - g->pad_left;
-            unsigned in = rowbits & (kept3(imax(-ix0, 0), imin(g->in_w - ix0, 3)) * 0x49u);
-            const int32_t *c = pattern(pc, ~in & 0x1FF, cz, nfp);
-            add_rows(dst + (int64_t)(i + x - ox) * ldd, c, nfp);
+            int ix0 = x * S - pad_left;
+            unsigned in = rowbits & (kept3(imax(-ix0, 0), imin(in_w - ix0, 3)) * 0x49u);
+            unsigned out = ~in & 0x1FF;
+            const int32_t *c = slot[out] >= 0 ? pc->sum + (int64_t)slot[out] * nfp
+                                              : pattern(pc, out, cz, nfp);
+            add_rows(d + (int64_t)(x - ox) * ldd, c, nfp);
         }
         i += seg;
         ox = 0;
