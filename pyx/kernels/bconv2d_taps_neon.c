@@ -3,25 +3,29 @@
  * For in_c = 16, 32 or 64 a packed input pixel is one word whose low in_c
  * bits are all real. Instead of gathering windows into GEMM rows (where a
  * 3x3x16 window fills 2.25 of 3 128-bit steps), the kernel works per tap:
- * the pixel's in_c-bit slice is broadcast to every lane (ld1r .8h / .4s /
- * .2d), XOR-ed with one vector holding that tap's bits of 128/in_c filters
- * (lane = filter), cnt.16b, and the byte counts are added over the 9 taps
- * (a byte never exceeds 9 * 8 = 72). Each 128-bit step is full, and there is
- * no gather: the input words are read where they lie. Once per pixel the
- * bytes of each lane are summed (uaddlp chain) into per-(pixel, filter)
+ * the pixel's in_c-bit slice is broadcast to every lane (.8h / .4s / .2d),
+ * XOR-ed with one vector holding that tap's bits of 128/in_c filters (lane
+ * = filter), cnt.16b, and the byte counts are added over the 9 taps (a
+ * byte never exceeds 9 * 8 = 72). Every 128-bit step is full and nothing is
+ * gathered: input words are read where they lie. Per pixel the bytes of
+ * each lane are then summed (uaddlp chain) into per-(pixel, filter)
  * popcounts, written where the GEMM path writes them, and the block goes
  * through the same output stage (dot = 9 in_c - 2 popcount).
  *
- * Border pixels: same_one taps outside the image are +1 (0 bits), so they
- * add popcount(w) (cnt of the weight vector alone); same_zero taps outside
- * add nothing and are skipped, and the popcount is raised by (9 - kept) *
- * in_c / 2 so that 9 in_c - 2 popcount is the clipped dot kept * in_c -
- * 2 popcount (in_c even: exact); valid convs have no border.
+ * Padding: same_one / same_zero convs read a zero-padded copy of the input
+ * rows they need (zero words = +1 values), so every window is whole and
+ * every output row is one run of the inner loop. That is the same_one
+ * semantics; for same_zero each tap outside the image counted
+ * popcount(w_tap) where it should add nothing to the dot kept * in_c -
+ * 2 popcount, so the border pixels' popcounts get + sum over their outside
+ * taps of (in_c / 2 - popcount(w_tap)) (in_c even: exact), one cached
+ * vector per border pattern. Valid convs read the input itself.
  *
- * Filters run in groups of G vectors (the weights of a group, 9 * G vectors,
- * are repacked per call from [out_c][3][3] words: tap-major, lanes =
- * filters, zero past out_c); pixels of one output row run P at a time per
- * tap, so a group's weight vectors are loaded once per P pixels. */
+ * Filters run in groups of G = 2 vectors (16 / 8 / 4 filters; weights
+ * repacked per call from [out_c][3][3] words: tap-major, lanes = filters,
+ * zero past out_c), output pixels 4 at a time. aarch64 runs the generated
+ * assembly loops of bconv2d_taps_a64.h (gcc spills the intrinsics version),
+ * armv7 the intrinsics loop below. */
 #include "internal.h"
 
 #if defined(__ARM_NEON)
@@ -84,7 +88,7 @@ static size_t wk_bytes(const ebnn_conv_geom *g)
     return round64((size_t)padded_filters(g) * TAPS * g->in_c / 8);
 }
 
-static size_t cz_bytes(const ebnn_conv_geom *g) /* with the pattern sums */
+static size_t cz_bytes(const ebnn_conv_geom *g) /* tap corrections + pattern sums */
 {
     return round64((size_t)padded_filters(g) * (TAPS + PATTERNS) * 4);
 }
