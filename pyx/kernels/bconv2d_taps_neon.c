@@ -346,6 +346,12 @@ static const int32_t *pattern(patterns *pc, unsigned out, const int32_t *cz, int
     return sum;
 }
 
+static inline const int32_t *border_sum(patterns *pc, unsigned out, const int32_t *cz, int nfp)
+{
+    int k = pc->slot[out];
+    return k >= 0 ? pc->sum + (int64_t)k * nfp : pattern(pc, out, cz, nfp);
+}
+
 /* the in-image part [k0, k1) of 0..2 as 3 bits */
 static inline unsigned kept3(int k0, int k1)
 {
@@ -361,7 +367,6 @@ static void fix_border(const ebnn_conv_geom *gp, int64_t p, int np, const int32_
     /* locals: the stores below may alias *gp and *pc (no strict aliasing) */
     const int S = gp->stride_w, in_w = gp->in_w, in_h = gp->in_h, out_w = gp->out_w;
     const int pad_left = gp->pad_left, pad_top = gp->pad_top, out_h = gp->out_h;
-    int8_t *const slot = pc->slot;
     /* output columns [xa, xb) have every kernel column inside the image */
     const int xa = (pad_left + S - 1) / S;
     const int xb = imin(in_w - 3 + pad_left < 0 ? 0 : (in_w - 3 + pad_left) / S + 1, out_w);
@@ -371,18 +376,24 @@ static void fix_border(const ebnn_conv_geom *gp, int64_t p, int np, const int32_
         unsigned rows = kept3(imax(-iy0, 0), imin(in_h - iy0, 3));
         /* kept taps of the rows: bit ky*3 + kx */
         unsigned rowbits = (rows & 1 ? 7u : 0) | (rows & 2 ? 7u << 3 : 0) | (rows & 4 ? 7u << 6 : 0);
-        int32_t *d = dst + (int64_t)i * ldd;
-        for (int x = ox; x < ox + seg; x++) {
-            if (rows == 7 && x >= xa && x < xb) { /* skip to the right border */
-                x = imax(x, xb - 1);
-                continue;
-            }
+        int32_t *d = dst + (int64_t)i * ldd; /* column ox of this row */
+        /* columns [a, b) have all kernel columns inside: one pattern for the
+         * row (none if all its kernel rows are inside too); the others are
+         * the few left / right border columns */
+        int e = ox + seg, a = imin(imax(xa, ox), e), b = imin(imax(xb, a), e);
+        if (rows != 7 && a < b) {
+            const int32_t *c = border_sum(pc, ~rowbits & 0x1FF, cz, nfp);
+            for (int x = a; x < b; x++)
+                add_rows(d + (int64_t)(x - ox) * ldd, c, nfp);
+        }
+        for (int x = ox; x < e; x++) {
+            if (x == a)
+                x = b;
+            if (x == e)
+                break;
             int ix0 = x * S - pad_left;
             unsigned in = rowbits & (kept3(imax(-ix0, 0), imin(in_w - ix0, 3)) * 0x49u);
-            unsigned out = ~in & 0x1FF;
-            const int32_t *c = slot[out] >= 0 ? pc->sum + (int64_t)slot[out] * nfp
-                                              : pattern(pc, out, cz, nfp);
-            add_rows(d + (int64_t)(x - ox) * ldd, c, nfp);
+            add_rows(d + (int64_t)(x - ox) * ldd, border_sum(pc, ~in & 0x1FF, cz, nfp), nfp);
         }
         i += seg;
         ox = 0;
