@@ -288,7 +288,7 @@ static int32_t *ref_bconv2d(const ebnn_conv_geom *g, const uint8_t *xs, const ui
 
 /* 3x3 convs over 16 / 32 / 64 channels (the NEON tap-lane kernel's
  * shapes): 1x1 to 19-wide maps, odd sizes, stride 1 and 2, every padding,
- * batch 1..3, out_c 1..70 (mostly not a multiple of a filter group) */
+ * batch 1..3, out_c 1..130 (mostly not a multiple of a filter group) */
 static int taps_geom(kc_rng *rng, ebnn_conv_geom *g, int case_no)
 {
     static const int cs[] = {16, 32, 64};
@@ -296,8 +296,9 @@ static int taps_geom(kc_rng *rng, ebnn_conv_geom *g, int case_no)
     int pad = !same ? EBNN_PAD_VALID : case_no % 3 == 1 ? EBNN_PAD_ONE : EBNN_PAD_ZERO;
     int lo = same ? 1 : 3, h = case_no % 7 == 0 ? lo : kc_int(rng, lo, 19),
         w = case_no % 11 == 0 ? lo : kc_int(rng, lo, 19);
-    int pick = kc_int(rng, 0, 2);
-    int out_c = pick == 0 ? 8 * kc_int(rng, 1, 8) : kc_int(rng, 1, 70);
+    int pick = kc_int(rng, 0, 3); /* 65..130: a filter split between threads on tiny maps */
+    int out_c = pick == 0 ? 8 * kc_int(rng, 1, 8) : pick == 3 ? kc_int(rng, 65, 130)
+                                                              : kc_int(rng, 1, 70);
     return ebnn_conv_geom_init(g, kc_int(rng, 1, 3), h, w, cs[case_no / 3 % 3], out_c, 3, 3,
                                s, s, same, pad);
 }
