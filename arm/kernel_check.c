@@ -377,6 +377,49 @@ static int count(int argc, char **argv)
     return 0;
 }
 
+#pragma weak ebnn_bconv2d
+#pragma weak ebnn_bconv2d_scratch_bytes
+
+/* CALLS ebnn_bconv2d calls of one 3x3 shape (int32 output, 1 thread) */
+static int count_conv(int argc, char **argv)
+{
+    if (argc < 9 || !ebnn_bconv2d) {
+        fprintf(stderr, "usage: %s conv N HW C OC STRIDE PAD(valid|one|zero) CALLS [isa]\n", argv[0]);
+        return 2;
+    }
+    int n = atoi(argv[2]), hw = atoi(argv[3]), c = atoi(argv[4]), oc = atoi(argv[5]);
+    int s = atoi(argv[6]), calls = atoi(argv[8]);
+    int pad = !strcmp(argv[7], "one") ? EBNN_PAD_ONE : !strcmp(argv[7], "zero") ? EBNN_PAD_ZERO
+                                                                               : EBNN_PAD_VALID;
+    int isa = argc > 9 ? isa_by_name(argv[9]) : EBNN_ISA_NEON;
+    ebnn_conv_geom g;
+    if (isa < 0 || ebnn_isa_set(isa) ||
+        ebnn_conv_geom_init(&g, n, hw, hw, c, oc, 3, 3, s, s, pad != EBNN_PAD_VALID, pad)) {
+        fprintf(stderr, "conv: bad shape or isa\n");
+        return 2;
+    }
+    kc_rng rng = {42};
+    int64_t in_words = (int64_t)n * hw * hw * ebnn_words(c), w_words = (int64_t)oc * 9 * ebnn_words(c);
+    int64_t outs = (int64_t)n * g.out_h * g.out_w * oc;
+    uint64_t *in = kc_alloc(in_words * 8), *w = kc_alloc(w_words * 8);
+    uint64_t mask = c % 64 ? (1ull << (c % 64)) - 1 : ~0ull;
+    for (int64_t i = 0; i < in_words; i++)
+        in[i] = kc_next(&rng) & mask;
+    for (int64_t i = 0; i < w_words; i++)
+        w[i] = kc_next(&rng) & mask;
+    int32_t *out = kc_alloc(outs * 4);
+    void *scratch = kc_alloc(ebnn_bconv2d_scratch_bytes(&g));
+    ebnn_output o = {.kind = EBNN_OUT_INT32, .clamp_lo = -INFINITY, .clamp_hi = INFINITY,
+                     .out = out};
+    for (int i = 0; i < calls; i++)
+        ebnn_bconv2d(&g, in, w, &o, scratch, 0, 1);
+    int64_t sum = 0;
+    for (int64_t i = 0; i < outs; i++)
+        sum += out[i] * (i % 7 + 1);
+    printf("calls=%d macs=%lld sum=%lld\n", calls, (long long)outs * 9 * c, (long long)sum);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "check";
@@ -384,6 +427,8 @@ int main(int argc, char **argv)
         return bench(argc, argv);
     if (!strcmp(mode, "count"))
         return count(argc, argv);
+    if (!strcmp(mode, "conv"))
+        return count_conv(argc, argv);
     if (!strcmp(mode, "check"))
         return run_checks(argc > 2 ? strtoull(argv[2], NULL, 0) : 12345);
     fprintf(stderr, "usage: %s [check [seed] | bench [isa] | count M N K CALLS [isa]]\n", argv[0]);

@@ -286,6 +286,41 @@ static int32_t *ref_bconv2d(const ebnn_conv_geom *g, const uint8_t *xs, const ui
     return dot;
 }
 
+/* 3x3 convs over 16 / 32 / 64 channels (the NEON tap-lane kernel's
+ * shapes): 1x1 to 19-wide maps, odd sizes, stride 1 and 2, every padding,
+ * batch 1..3, out_c 1..130 (mostly not a multiple of a filter group) */
+static int taps_geom(kc_rng *rng, ebnn_conv_geom *g, int case_no)
+{
+    static const int cs[] = {16, 32, 64};
+    int same = case_no % 3 != 0, s = kc_int(rng, 1, 2);
+    int pad = !same ? EBNN_PAD_VALID : case_no % 3 == 1 ? EBNN_PAD_ONE : EBNN_PAD_ZERO;
+    int lo = same ? 1 : 3, h = case_no % 7 == 0 ? lo : kc_int(rng, lo, 19),
+        w = case_no % 11 == 0 ? lo : kc_int(rng, lo, 19);
+    int pick = kc_int(rng, 0, 3); /* 65..130: a filter split between threads on tiny maps */
+    int out_c = pick == 0 ? 8 * kc_int(rng, 1, 8) : pick == 3 ? kc_int(rng, 65, 130)
+                                                              : kc_int(rng, 1, 70);
+    return ebnn_conv_geom_init(g, kc_int(rng, 1, 3), h, w, cs[case_no / 3 % 3], out_c, 3, 3,
+                               s, s, same, pad);
+}
+
+static void check_bconv2d_geom(kc_rng *rng, int isa, int case_no, const char *name,
+                               const ebnn_conv_geom *gp);
+
+void kc_check_bconv2d_taps(kc_rng *rng, int isa, int case_no)
+{
+    if (!ebnn_bconv2d || !ebnn_bconv2d_scratch_bytes) {
+        if (case_no == 0)
+            kc_skip("bconv2d taps", isa, "kernel not built");
+        return;
+    }
+    ebnn_conv_geom g;
+    if (taps_geom(rng, &g, case_no)) {
+        kc_result("bconv2d taps", isa, 0, "geometry rejected");
+        return;
+    }
+    check_bconv2d_geom(rng, isa, case_no, "bconv2d taps", &g);
+}
+
 void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
 {
     if (!ebnn_bconv2d || !ebnn_bconv2d_scratch_bytes) {
@@ -298,6 +333,15 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
         kc_result("bconv2d", isa, 0, "geometry rejected");
         return;
     }
+    check_bconv2d_geom(rng, isa, case_no, "bconv2d", &g);
+}
+
+/* one case: random signs, every output stage (case_no % 5), 1..4 thread
+ * shares, against the float semantics and the ref ISA's bytes */
+static void check_bconv2d_geom(kc_rng *rng, int isa, int case_no, const char *name,
+                               const ebnn_conv_geom *gp)
+{
+    ebnn_conv_geom g = *gp;
     int64_t in_px = (int64_t)g.n * g.in_h * g.in_w, pixels = (int64_t)g.n * g.out_h * g.out_w;
     uint8_t *xs = random_signs(rng, in_px * g.in_c);
     uint8_t *ws = random_signs(rng, (int64_t)g.out_c * g.kh * g.kw * g.in_c);
@@ -316,7 +360,8 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
     run_split(bconv2d_task, &call, nthreads, case_no & 1);
     char detail[256] = "", why[160] = "";
     int ok = compare_stage(&st, dot, NULL, pixels, g.out_c, out, why, sizeof why);
-    static uint64_t ref_hash[SAME_CASES];
+    static uint64_t ref_hashes[2][SAME_CASES]; /* per check: bconv2d, bconv2d taps */
+    uint64_t *ref_hash = ref_hashes[strcmp(name, "bconv2d") != 0];
     if (ok && !same_as_ref(ref_hash, isa, case_no, out, out_bytes(&st, pixels, g.out_c))) {
         ok = 0;
         snprintf(why, sizeof why, "output bytes differ from the ref ISA's");
@@ -326,7 +371,7 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
                  "n=%d %dx%dx%d -> %d, k %dx%d s %dx%d pad=%d stage=%d threads=%d: %s",
                  g.n, g.in_h, g.in_w, g.in_c, g.out_c, g.kh, g.kw, g.stride_h, g.stride_w,
                  g.pad_mode, case_no % 5, nthreads, why);
-    kc_result("bconv2d", isa, ok, detail);
+    kc_result(name, isa, ok, detail);
     free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
     free_stage(&st);
 }

@@ -216,6 +216,10 @@ size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
              round64((size_t)g->out_c * kw * sizeof(uint64_t));
     if (clip_fits(g))
         s += (MAX_XR - 1) * round64((size_t)g->out_c * kw * sizeof(uint64_t));
+#if defined(__ARM_NEON)
+    if (ebnn_bconv2d_taps_fits(g) && ebnn_bconv2d_taps_scratch_bytes(g) > s)
+        s = ebnn_bconv2d_taps_scratch_bytes(g); /* either path may run (ISA set later) */
+#endif
     return round64(s);
 }
 
@@ -1218,9 +1222,18 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     share(pixels, g->out_c, tid, nthreads, &p0, &p1, &fa, &fb);
     if (p1 <= p0 || fb <= fa)
         return;
+    char *s = (char *)scratch + ebnn_bconv2d_scratch_bytes(g) * tid;
+#if defined(__ARM_NEON)
+    /* 3x3 convs over 16 / 32 / 64 channels: the tap-lane direct kernel
+     * (bconv2d_taps_neon.c) has no gathers and no half-filled GEMM steps;
+     * measured cheaper for these shapes (docs/ARM.md section 8) */
+    if (ebnn_isa_get() == EBNN_ISA_NEON && ebnn_bconv2d_taps_fits(g)) {
+        ebnn_bconv2d_taps_neon(g, in, w, o, s, p0, p1, fa, fb);
+        return;
+    }
+#endif
     int64_t kwords = conv_kwords(g);
     int pb = pixel_block(kwords, pixels), direct = direct_rows(g);
-    char *s = (char *)scratch + ebnn_bconv2d_scratch_bytes(g) * tid;
     int32_t *acc = (int32_t *)s;
     s += round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
     uint64_t *cols = (uint64_t *)s;

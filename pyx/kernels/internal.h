@@ -42,6 +42,17 @@ void ebnn_bitpack_f32_avx2(const float *x, int64_t rows, int c, uint64_t *out);
 void ebnn_bitpack_f32_avx512(const float *x, int64_t rows, int c, uint64_t *out);
 void ebnn_bitpack_f32_neon(const float *x, int64_t rows, int c, uint64_t *out);
 
+/* Tap-lane direct 3x3 binary conv for in_c 16 / 32 / 64 (NEON builds only;
+ * bconv2d_taps_neon.c): output pixels [p0, p1) x filters [fa, fb) of
+ * ebnn_bconv2d, output stage included; scratch as sized per thread. */
+#if defined(__ARM_NEON)
+int ebnn_bconv2d_taps_fits(const ebnn_conv_geom *g);
+size_t ebnn_bconv2d_taps_scratch_bytes(const ebnn_conv_geom *g);
+void ebnn_bconv2d_taps_neon(const ebnn_conv_geom *g, const uint64_t *in, const uint64_t *w,
+                            const ebnn_output *o, void *scratch, int64_t p0, int64_t p1,
+                            int fa, int fb);
+#endif
+
 ebnn_bgemm_fn ebnn_bgemm_select(void);          /* by ebnn_isa_get() */
 ebnn_bitpack_f32_fn ebnn_bitpack_f32_select(void);
 
