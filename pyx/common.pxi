@@ -55,14 +55,26 @@ cdef class _Output:
     cdef ebnn_output o
     cdef object keep
     cdef public object array
+    cdef public object bits       # sign_out words, or None
 
     def __cinit__(self):
         self.keep = []
 
 
+cdef object _with_signs(_Output r, shape):
+    """A wrapper's result: the output (reshaped to shape + (-1,) if shape),
+    or (output, sign bits) when the stage packs signs."""
+    out = r.array if shape is None else r.array.reshape(tuple(shape) + (-1,))
+    if r.bits is None:
+        return out
+    return out, (r.bits if shape is None else r.bits.reshape(tuple(shape) + (-1,)))
+
+
 cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
-                     mul, bias, pixel_scale, residual, clamp, thresholds, flip):
-    """Check the output-stage arguments and allocate the output array."""
+                     mul, bias, pixel_scale, residual, clamp, thresholds, flip,
+                     sign_bits=False, sign_thresholds=None, sign_flip=None):
+    """Check the output-stage arguments and allocate the output array (and
+    with sign_bits, the packed signs of a float output: r.bits)."""
     if kind not in _OUT_KINDS:
         raise ValueError(f"out must be one of {sorted(_OUT_KINDS)}, got {kind!r}")
     cdef _Output r = _Output()
@@ -73,6 +85,10 @@ cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
     r.o.residual = NULL
     r.o.thr = NULL
     r.o.flip = NULL
+    r.o.sign_out = NULL
+    r.o.sign_thr = NULL
+    r.o.sign_flip = NULL
+    r.bits = None
     r.o.clamp_lo = -INFINITY
     r.o.clamp_hi = INFINITY
     cdef cnp.ndarray a
@@ -119,6 +135,21 @@ cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
     else:
         r.array = np.empty((pixels, (out_c + 63) // 64), np.uint64)
     r.o.out = cnp.PyArray_DATA(<cnp.ndarray>r.array)
+    if sign_bits:
+        if kind != "float":
+            raise ValueError(f"sign_bits needs out='float', got out={kind!r}")
+        if sign_thresholds is not None:
+            a = _need(sign_thresholds, "sign_thresholds", np.float32, 1, (out_c,)); r.keep.append(a)
+            r.o.sign_thr = <const float *>cnp.PyArray_DATA(a)
+            if sign_flip is not None:
+                a = _need(sign_flip, "sign_flip", np.uint8, 1, (out_c,)); r.keep.append(a)
+                r.o.sign_flip = <const uint8_t *>cnp.PyArray_DATA(a)
+        elif sign_flip is not None:
+            raise ValueError("sign_flip needs sign_thresholds")
+        r.bits = np.empty((pixels, (out_c + 63) // 64), np.uint64)
+        r.o.sign_out = <uint64_t *>cnp.PyArray_DATA(<cnp.ndarray>r.bits)
+    elif sign_thresholds is not None or sign_flip is not None:
+        raise ValueError("sign_thresholds / sign_flip need sign_bits=True")
     return r
 
 
