@@ -35,8 +35,8 @@ void kc_check_fdense(kc_rng *rng, int isa, int case_no);
 void kc_check_bitpack_ops(kc_rng *rng, int isa, int case_no);
 void kc_check_kmap(kc_rng *rng, int isa, int case_no);
 #define KC_CHECK_ALL_ROWS                                                  \
-    {"bconv2d", kc_check_bconv2d, 40},                                     \
-    {"bdense", kc_check_bdense, 30},                                       \
+    {"bconv2d", kc_check_bconv2d, 60},                                     \
+    {"bdense", kc_check_bdense, 36},                                       \
     {"maxpool_bits", kc_check_maxpool_bits, 30},                           \
     {"wconv2d", kc_check_wconv2d, 30},                                     \
     {"wdense", kc_check_wdense, 24},                                       \

@@ -2,7 +2,8 @@
  * for kernel_check built with CHECK_ALL=1 (EBNN_CHECK_ALL): bconv2d (valid,
  * same with +1 padding, same with zero padding), bdense and maxpool_bits,
  * with every output stage (int32, float with scales/bias/residual/clamp,
- * bits by integer threshold + flip or by float sign), run as 1..4 "threads"
+ * bits by integer threshold + flip or by float sign, float + its packed
+ * signs (sign_out, by zero or float threshold + flip)), run as 1..4 "threads"
  * (each tid's share called in turn: results must not depend on the split).
  * The reference works on unpacked +-1 values, never on the kernels' code. */
 #include <math.h>
@@ -49,18 +50,25 @@ typedef struct {
     float *mul, *bias, *pixel_scale, *residual;
     int32_t *thr;
     uint8_t *flip;
+    uint64_t *sign_out;
+    float *sign_thr;
+    uint8_t *sign_flip;
 } stage;
 
+#define STAGE_KINDS 6
+
 /* kind 0: int32; 1: float, plain; 2: float, every term and clamps;
- * 3: bits by threshold + flip; 4: bits by float sign */
+ * 3: bits by threshold + flip; 4: bits by float sign; 5: float, every term
+ * but clamps, and sign_out (y < 0, thresholds, or thresholds + flips: the
+ * Bi-Real residual stream feeding the next binary conv) */
 static stage make_stage(kc_rng *rng, int kind, int64_t pixels, int out_c, int k)
 {
     stage s;
     memset(&s, 0, sizeof s);
     s.o.clamp_lo = -INFINITY;
     s.o.clamp_hi = INFINITY;
-    s.o.kind = kind == 0 ? EBNN_OUT_INT32 : kind <= 2 ? EBNN_OUT_FLOAT : EBNN_OUT_BITS;
-    if (kind == 2 || kind == 4) {
+    s.o.kind = kind == 0 ? EBNN_OUT_INT32 : kind <= 2 || kind == 5 ? EBNN_OUT_FLOAT : EBNN_OUT_BITS;
+    if (kind == 2 || kind == 4 || kind == 5) {
         s.mul = kc_alloc(out_c * 4);
         s.bias = kc_alloc(out_c * 4);
         s.pixel_scale = kc_alloc(pixels * 4);
@@ -74,11 +82,30 @@ static stage make_stage(kc_rng *rng, int kind, int64_t pixels, int out_c, int k)
         s.o.bias = s.bias;
         s.o.pixel_scale = s.pixel_scale;
     }
-    if (kind == 2) {
+    if (kind == 5) {
+        int mode = kc_int(rng, 0, 2);
+        s.sign_out = kc_alloc(pixels * ebnn_words(out_c) * 8);
+        memset(s.sign_out, 0xA5, pixels * ebnn_words(out_c) * 8); /* stale bits must go */
+        s.o.sign_out = s.sign_out;
+        if (mode) {
+            s.sign_thr = kc_alloc(out_c * 4);
+            s.sign_flip = kc_alloc(out_c);
+            for (int f = 0; f < out_c; f++) {
+                s.sign_thr[f] = kc_float(rng) * k * 0.5f;
+                s.sign_flip[f] = kc_next(rng) & 1;
+            }
+            s.sign_thr[0] = -0.0f;
+            s.o.sign_thr = s.sign_thr;
+            s.o.sign_flip = mode == 2 ? s.sign_flip : NULL;
+        }
+    }
+    if (kind == 2 || kind == 5) {
         s.residual = kc_alloc(pixels * out_c * 4);
         for (int64_t i = 0; i < pixels * out_c; i++)
             s.residual[i] = kc_float(rng) * 3.0f;
         s.o.residual = s.residual;
+    }
+    if (kind == 2) {
         s.o.clamp_lo = -0.5f * k;
         s.o.clamp_hi = 0.4f * k;
     }
@@ -100,12 +127,36 @@ static void free_stage(stage *s)
 {
     free(s->mul); free(s->bias); free(s->pixel_scale); free(s->residual);
     free(s->thr); free(s->flip);
+    free(s->sign_out); free(s->sign_thr); free(s->sign_flip);
 }
 
 static size_t out_bytes(const stage *s, int64_t pixels, int out_c)
 {
     return s->o.kind == EBNN_OUT_BITS ? (size_t)pixels * ebnn_words(out_c) * 8
                                       : (size_t)pixels * out_c * 4;
+}
+
+/* sign_out of pixel p: exactly the rule of edgebnn.h applied to the float
+ * output y the kernel stored (so equal floats give equal bits on every
+ * ISA), unused bits 0 */
+static int check_signs(const stage *s, int64_t p, int out_c, const float *y, char *detail,
+                       size_t dlen)
+{
+    const uint64_t *row = s->sign_out + p * ebnn_words(out_c);
+    for (int f = 0; f < ebnn_words(out_c) * 64; f++) {
+        int have = (row[f / 64] >> (f % 64)) & 1, want = 0;
+        if (f < out_c && !s->o.sign_thr)
+            want = y[f] < 0.0f;
+        else if (f < out_c)
+            want = s->o.sign_flip && s->o.sign_flip[f] ? y[f] > s->o.sign_thr[f]
+                                                       : y[f] < s->o.sign_thr[f];
+        if (have != want) {
+            snprintf(detail, dlen, "pixel %lld sign bit %d: got %d, want %d (y %.9g)",
+                     (long long)p, f, have, want, f < out_c ? y[f] : 0.0f);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Compare the kernel's output with the stage applied to the reference
@@ -163,6 +214,9 @@ static int compare_stage(const stage *s, const double *acc, const double *mag,
                 return 0;
             }
         }
+        if (s->o.sign_out && !check_signs(s, p, out_c, (const float *)got + p * out_c,
+                                          detail, dlen))
+            return 0;
     }
     return 1;
 }
@@ -306,7 +360,7 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
     int32_t *idot = ref_bconv2d(&g, xs, ws);
     double *dot = to_double(idot, pixels * g.out_c);
     free(idot);
-    stage st = make_stage(rng, case_no % 5, pixels, g.out_c, g.kh * g.kw * g.in_c);
+    stage st = make_stage(rng, case_no % STAGE_KINDS, pixels, g.out_c, g.kh * g.kw * g.in_c);
     int nthreads = 1 + case_no % 4;
     size_t per = ebnn_bconv2d_scratch_bytes(&g);
     void *scratch = kc_alloc(per * nthreads);
@@ -325,7 +379,7 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
         snprintf(detail, sizeof detail,
                  "n=%d %dx%dx%d -> %d, k %dx%d s %dx%d pad=%d stage=%d threads=%d: %s",
                  g.n, g.in_h, g.in_w, g.in_c, g.out_c, g.kh, g.kw, g.stride_h, g.stride_w,
-                 g.pad_mode, case_no % 5, nthreads, why);
+                 g.pad_mode, case_no % STAGE_KINDS, nthreads, why);
     kc_result("bconv2d", isa, ok, detail);
     free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
     free_stage(&st);
@@ -351,7 +405,7 @@ void kc_check_bdense(kc_rng *rng, int isa, int case_no)
                 sum += (xs[b * in_c + c] ? -1 : 1) * (ws[f * in_c + c] ? -1 : 1);
             dot[b * out_c + f] = sum;
         }
-    stage st = make_stage(rng, case_no % 5, batch, out_c, in_c);
+    stage st = make_stage(rng, case_no % STAGE_KINDS, batch, out_c, in_c);
     int nthreads = 1 + case_no % 4;
     size_t per = ebnn_bdense_scratch_bytes(batch, in_c, out_c);
     void *scratch = kc_alloc(per * nthreads);
@@ -368,7 +422,7 @@ void kc_check_bdense(kc_rng *rng, int isa, int case_no)
     }
     if (!ok)
         snprintf(detail, sizeof detail, "batch=%d in_c=%d out_c=%d stage=%d threads=%d: %s",
-                 batch, in_c, out_c, case_no % 5, nthreads, why);
+                 batch, in_c, out_c, case_no % STAGE_KINDS, nthreads, why);
     kc_result("bdense", isa, ok, detail);
     free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
     free_stage(&st);
@@ -476,11 +530,12 @@ static float *random_floats(kc_rng *rng, int64_t count)
     return x;
 }
 
-/* stages defined for float accumulators: float plain / full, bits by sign */
+/* stages defined for float accumulators: float plain / full, bits by
+ * sign, float with sign_out */
 static int float_stage_kind(int case_no)
 {
-    static const int kinds[] = {1, 2, 4};
-    return kinds[case_no % 3];
+    static const int kinds[] = {1, 2, 4, 5};
+    return kinds[(case_no + case_no / 4) % 4]; /* not in step with the thread count */
 }
 
 /* one conv-shaped case: weights_only selects wconv2d (packed sign weights)
