@@ -53,6 +53,7 @@ typedef struct {
     uint64_t *sign_out;
     float *sign_thr;
     uint8_t *sign_flip;
+    float *norm_out, *norm_vec; /* norm_vec: sub, mul, add [out_c] each */
 } stage;
 
 #define STAGE_KINDS 6
@@ -60,7 +61,8 @@ typedef struct {
 /* kind 0: int32; 1: float, plain; 2: float, every term and clamps;
  * 3: bits by threshold + flip; 4: bits by float sign; 5: float, every term
  * but clamps, and sign_out (y < 0, thresholds, or thresholds + flips: the
- * Bi-Real residual stream feeding the next binary conv) */
+ * Bi-Real residual stream feeding the next binary conv), half the time of a
+ * batch norm of y (norm_out) */
 static stage make_stage(kc_rng *rng, int kind, int64_t pixels, int out_c, int k)
 {
     stage s;
@@ -98,6 +100,17 @@ static stage make_stage(kc_rng *rng, int kind, int64_t pixels, int out_c, int k)
             s.o.sign_thr = s.sign_thr;
             s.o.sign_flip = mode == 2 ? s.sign_flip : NULL;
         }
+        if (kc_int(rng, 0, 1)) { /* a batch norm between y and the signs */
+            s.norm_out = kc_alloc(pixels * out_c * 4);
+            s.norm_vec = kc_alloc(3 * out_c * 4);
+            for (int f = 0; f < 3 * out_c; f++)
+                s.norm_vec[f] = kc_float(rng) * (f < out_c ? k * 0.3f : 2.0f);
+            s.norm_vec[out_c] = 0.0f; /* a zero gamma */
+            s.o.norm_out = s.norm_out;
+            s.o.norm_sub = s.norm_vec;
+            s.o.norm_mul = s.norm_vec + out_c;
+            s.o.norm_add = s.norm_vec + 2 * out_c;
+        }
     }
     if (kind == 2 || kind == 5) {
         s.residual = kc_alloc(pixels * out_c * 4);
@@ -128,6 +141,7 @@ static void free_stage(stage *s)
     free(s->mul); free(s->bias); free(s->pixel_scale); free(s->residual);
     free(s->thr); free(s->flip);
     free(s->sign_out); free(s->sign_thr); free(s->sign_flip);
+    free(s->norm_out); free(s->norm_vec);
 }
 
 static size_t out_bytes(const stage *s, int64_t pixels, int out_c)
@@ -136,12 +150,26 @@ static size_t out_bytes(const stage *s, int64_t pixels, int out_c)
                                       : (size_t)pixels * out_c * 4;
 }
 
-/* sign_out of pixel p: exactly the rule of edgebnn.h applied to the float
- * output y the kernel stored (so equal floats give equal bits on every
- * ISA), unused bits 0 */
+/* norm_out and sign_out of pixel p: exactly the formula / rule of
+ * edgebnn.h applied to the float output y the kernel stored (so equal
+ * floats give equal results on every ISA), unused bits 0 */
 static int check_signs(const stage *s, int64_t p, int out_c, const float *y, char *detail,
                        size_t dlen)
 {
+    if (s->norm_out) {
+        const float *z = s->norm_out + p * out_c;
+        for (int f = 0; f < out_c; f++) {
+            float want = (y[f] - s->o.norm_sub[f]) * s->o.norm_mul[f] + s->o.norm_add[f];
+            if (memcmp(&want, &z[f], 4)) {
+                snprintf(detail, dlen, "pixel %lld norm %d: got %.9g, want %.9g", (long long)p,
+                         f, z[f], want);
+                return 0;
+            }
+        }
+        y = z;
+    }
+    if (!s->sign_out)
+        return 1;
     const uint64_t *row = s->sign_out + p * ebnn_words(out_c);
     for (int f = 0; f < ebnn_words(out_c) * 64; f++) {
         int have = (row[f / 64] >> (f % 64)) & 1, want = 0;
@@ -214,7 +242,7 @@ static int compare_stage(const stage *s, const double *acc, const double *mag,
                 return 0;
             }
         }
-        if (s->o.sign_out && !check_signs(s, p, out_c, (const float *)got + p * out_c,
+        if ((s->o.sign_out || s->o.norm_out) && !check_signs(s, p, out_c, (const float *)got + p * out_c,
                                           detail, dlen))
             return 0;
     }
@@ -340,16 +368,19 @@ static int32_t *ref_bconv2d(const ebnn_conv_geom *g, const uint8_t *xs, const ui
     return dot;
 }
 
-void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
+/* signs_only: narrow layers with stage 5 only (the fixed-width sign_out /
+ * norm_out paths), as check "bconv2d signs" */
+static void check_bconv2d(kc_rng *rng, int isa, int case_no, int signs_only)
 {
+    const char *name = signs_only ? "bconv2d signs" : "bconv2d";
     if (!ebnn_bconv2d || !ebnn_bconv2d_scratch_bytes) {
         if (case_no == 0)
-            kc_skip("bconv2d", isa, "kernel not built");
+            kc_skip(name, isa, "kernel not built");
         return;
     }
     ebnn_conv_geom g;
-    if (case_no % 4 == 3 ? narrow_geom(rng, &g) : random_geom(rng, &g, case_no, 1)) {
-        kc_result("bconv2d", isa, 0, "geometry rejected");
+    if (signs_only || case_no % 4 == 3 ? narrow_geom(rng, &g) : random_geom(rng, &g, case_no, 1)) {
+        kc_result(name, isa, 0, "geometry rejected");
         return;
     }
     int64_t in_px = (int64_t)g.n * g.in_h * g.in_w, pixels = (int64_t)g.n * g.out_h * g.out_w;
@@ -360,7 +391,8 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
     int32_t *idot = ref_bconv2d(&g, xs, ws);
     double *dot = to_double(idot, pixels * g.out_c);
     free(idot);
-    stage st = make_stage(rng, case_no % STAGE_KINDS, pixels, g.out_c, g.kh * g.kw * g.in_c);
+    int kind = signs_only ? 5 : case_no % STAGE_KINDS;
+    stage st = make_stage(rng, kind, pixels, g.out_c, g.kh * g.kw * g.in_c);
     int nthreads = 1 + case_no % 4;
     size_t per = ebnn_bconv2d_scratch_bytes(&g);
     void *scratch = kc_alloc(per * nthreads);
@@ -370,8 +402,9 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
     run_split(bconv2d_task, &call, nthreads, case_no & 1);
     char detail[256] = "", why[160] = "";
     int ok = compare_stage(&st, dot, NULL, pixels, g.out_c, out, why, sizeof why);
-    static uint64_t ref_hash[SAME_CASES];
-    if (ok && !same_as_ref(ref_hash, isa, case_no, out, out_bytes(&st, pixels, g.out_c))) {
+    static uint64_t ref_hash[2][SAME_CASES];
+    if (ok && !same_as_ref(ref_hash[signs_only], isa, case_no, out,
+                           out_bytes(&st, pixels, g.out_c))) {
         ok = 0;
         snprintf(why, sizeof why, "output bytes differ from the ref ISA's");
     }
@@ -379,11 +412,14 @@ void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
         snprintf(detail, sizeof detail,
                  "n=%d %dx%dx%d -> %d, k %dx%d s %dx%d pad=%d stage=%d threads=%d: %s",
                  g.n, g.in_h, g.in_w, g.in_c, g.out_c, g.kh, g.kw, g.stride_h, g.stride_w,
-                 g.pad_mode, case_no % STAGE_KINDS, nthreads, why);
-    kc_result("bconv2d", isa, ok, detail);
+                 g.pad_mode, kind, nthreads, why);
+    kc_result(name, isa, ok, detail);
     free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
     free_stage(&st);
 }
+
+void kc_check_bconv2d(kc_rng *rng, int isa, int case_no) { check_bconv2d(rng, isa, case_no, 0); }
+void kc_check_bconv2d_signs(kc_rng *rng, int isa, int case_no) { check_bconv2d(rng, isa, case_no, 1); }
 
 /* -------------------------------------------------------------- bdense */
 void kc_check_bdense(kc_rng *rng, int isa, int case_no)

@@ -12,9 +12,11 @@ What the builder decides:
     by that add: fused into y's output stage (the `residual` pointer);
   - a float conv/dense output (after its fused add) read by binary layers
     gets their packed signs from its own output stage (sign_bits), no
-    bitpack step; so does a batchnorm of it read only by binary layers
-    without K scaling: the batchnorm becomes per-channel float thresholds
-    (bn_sign_rule, exact) and no step at all;
+    bitpack step; so does a batchnorm of it read only by binary layers:
+    without K scaling the batchnorm becomes per-channel float thresholds
+    (bn_sign_rule, exact) and no step at all; with K scaling (the K map
+    reads the batchnorm's floats) the stage also writes the batchnorm
+    (norm) and packs its signs;
   - flatten is a reshaped view of the same buffer (no step);
   - step outputs share memory by lifetime (_Arena): a buffer whose last
     reader has run is reused by a later step, so a plan holds a few
@@ -124,11 +126,12 @@ def bn_sign_rule(a, b, d):
 
 
 def sign_fusions(graph, residual, bn_rules):
-    """{fused op name: (stream, batchnorm name or None)}: the fused op's output
-    stage packs the signs that binary layers read, of its stream (its own
-    output or its fused add / activation: `stream`) or of a batchnorm of the
-    stream read only by binary layers without K scaling (bn_rules: that
-    batchnorm's thresholds exist)."""
+    """{fused op name: (stream, batchnorm name or None, mode)}: the fused op's
+    output stage packs the signs that binary layers read, of its stream (its
+    own output or its fused add / activation: `stream`; mode "sign") or of a
+    batchnorm of the stream read only by binary layers: mode "thresholds"
+    when none of them has K scaling and bn_rules has the batchnorm's exact
+    thresholds, else "norm" (the stage writes the batchnorm's floats too)."""
     def binary_reader(op):
         return op.type in _FUSABLE and op.attrs["scheme"] == "binary"
 
@@ -142,14 +145,15 @@ def sign_fusions(graph, residual, bn_rules):
             stream = act.name if act is not None else add.name
         readers = graph.consumers(stream)
         if any(binary_reader(r) for r in readers):
-            found[op.name] = (stream, None)
+            found[op.name] = (stream, None, "sign")
             continue
         for bn in readers:
-            if (bn.type == "batchnorm" and bn.name != graph.output and bn_rules.get(bn.name)
-                    and graph.consumers(bn.name)
-                    and all(binary_reader(r) and r.attrs["input_scaling"] != "mean_abs"
-                            for r in graph.consumers(bn.name))):
-                found[op.name] = (stream, bn.name)
+            users = graph.consumers(bn.name)
+            if (bn.type == "batchnorm" and bn.name != graph.output and users
+                    and all(binary_reader(r) for r in users)):
+                exact = bn_rules.get(bn.name) is not None
+                plain = all(r.attrs["input_scaling"] != "mean_abs" for r in users)
+                found[op.name] = (stream, bn.name, "thresholds" if exact and plain else "norm")
                 break
     return found
 
@@ -289,7 +293,7 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
 
     residual = params.residual if fuse_residual else {}
     signs = params.signs if fuse_residual else {}
-    sign_bn = {bn for _, bn in signs.values() if bn is not None}
+    sign_bn = {bn for _, bn, _ in signs.values() if bn is not None}
     aliases = {}            # add name -> the fused op whose output it is
     for i, op in enumerate(graph.ops):
         if arena is not None:
@@ -305,15 +309,18 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
                 if add[1] is not None:
                     aliases[add[1].name] = op.name
             if sign is not None:
-                values[op.name], bits = values[op.name]
-                stream, bn = sign
-                if bn is None:
-                    packed[stream] = bits
+                stream, bn, mode = sign
+                values[op.name], *extra = values[op.name]
+                if mode == "sign":
+                    packed[stream] = extra[0]
+                elif mode == "thresholds":
+                    values[bn] = extra[0]
                 else:
-                    values[bn] = bits
+                    values[bn], packed[bn] = extra
                 mark(last_use.get(op.name, i))
-                if arena is not None:      # the bits live as long as their readers
-                    arena.extend(bits, last_use.get(stream if bn is None else bn, i))
+                if arena is not None:      # they live as long as their readers
+                    for a in extra:
+                        arena.extend(a, last_use.get(stream if bn is None else bn, i))
                 continue
         elif op.name in sign_bn:             # a batchnorm folded into signs
             pass
@@ -364,7 +371,8 @@ def _fused(plan, params, op, add, values, packed_of, batch, mark_here, sign=None
     """The conv/dense step of op; `add` (None or (add, activation or None)) is
     fused in as its residual (and clamp). mark_here(): buffers made so far
     (the K map) are read by this op only. sign (None or (stream, batchnorm
-    name or None)): the stage also packs signs; returns (output, bits)."""
+    name or None, mode)): the stage also packs signs (and in mode "norm"
+    writes the batchnorm); returns (output, [batchnorm,] bits)."""
     a, p, src = op.attrs, params.fused[op.name], op.inputs[0]
     kind = _KINDS[(op.type, a["scheme"])]
     conv = op.type == "fused_conv2d"
@@ -387,8 +395,11 @@ def _fused(plan, params, op, add, values, packed_of, batch, mark_here, sign=None
             stage["clamp"] = (0.0, np.inf) if act.type == "relu" else (-1.0, 1.0)
     if sign is not None:
         stage["sign_bits"] = True
-        if sign[1] is not None:
+        if sign[2] == "thresholds":
             stage["sign_thresholds"], stage["sign_flip"] = params.bn_rules[sign[1]]
+        elif sign[2] == "norm":
+            bn = params.fused[sign[1]]
+            stage["norm"] = (bn["mean"], bn["scale"], bn["beta"])
     if conv:
         return plan.conv(kind, op.name, x, p["weight"], op.fan_in, a["kernel"], a["strides"],
                          a["padding"], **stage)

@@ -114,7 +114,7 @@ def bitpack(x, zero_point=None, num_threads=1):
 def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_one",
             out="int32", mul=None, bias=None, pixel_scale=None, residual=None,
             clamp=None, thresholds=None, flip=None, sign_bits=False,
-            sign_thresholds=None, sign_flip=None, num_threads=1):
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Binary 2-D convolution of packed NHWC input [N,H,W,words] with packed
     weights [O,KH,KW,words]; returns [N,OH,OW,O] (int32 / float32) or
     [N,OH,OW,words(O)] (uint64, out="bits").
@@ -122,6 +122,9 @@ def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_on
     the packed signs of the output [.., words(O)]: bit = y < 0, or with
     float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
     y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
     """
     cdef int nt = _threads(num_threads)
     c = _channels(in_channels, "in_channels")
@@ -142,7 +145,7 @@ def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_on
         raise ValueError(f"output too large: {pixels} pixels")
     cdef _Output r = _output(out, pixels, o, True, mul, bias, pixel_scale, residual,
                              clamp, thresholds, flip,
-                             sign_bits, sign_thresholds, sign_flip)
+                             sign_bits, sign_thresholds, sign_flip, norm)
     buf, addr = _scratch(ebnn_bconv2d_scratch_bytes(&g), nt)
     cdef _ConvTask t
     t.g = &g
@@ -158,13 +161,16 @@ def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_on
 def bdense(x_packed, in_features, w_packed, out="int32", mul=None, bias=None,
            pixel_scale=None, residual=None, clamp=None, thresholds=None, flip=None,
            sign_bits=False,
-            sign_thresholds=None, sign_flip=None, num_threads=1):
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Binary dense layer: packed [B, words] x packed [O, words] -> [B, O]
     (or [B, words(O)] for out="bits").
     With sign_bits=True (out='float' only) also returns, in the same pass,
     the packed signs of the output [.., words(O)]: bit = y < 0, or with
     float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
     y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
     """
     cdef int nt = _threads(num_threads)
     c = _channels(in_features, "in_features")
@@ -177,7 +183,7 @@ def bdense(x_packed, in_features, w_packed, out="int32", mul=None, bias=None,
         raise ValueError(f"dense layer too large: batch {batch}, {o} outputs")
     cdef _Output r = _output(out, batch, o, True, mul, bias, pixel_scale, residual,
                              clamp, thresholds, flip,
-                             sign_bits, sign_thresholds, sign_flip)
+                             sign_bits, sign_thresholds, sign_flip, norm)
     buf, addr = _scratch(ebnn_bdense_scratch_bytes(batch, c, o), nt)
     cdef _DenseTask t
     t.batch, t.in_c, t.out_c = batch, c, o

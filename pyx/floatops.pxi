@@ -72,7 +72,7 @@ def _fdense_dims(batch, in_c, out_c):
 def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero",
             out="float", mul=None, bias=None, pixel_scale=None, residual=None,
             clamp=None, sign_bits=False,
-            sign_thresholds=None, sign_flip=None, num_threads=1):
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Weights-only binary conv: float32 NHWC x times sign(w), w bit-packed
     uint64 [O, KH, KW, words(in_channels)]; zero padding. The XNOR-Net
     per-filter alpha (or one scalar) goes in `mul`. Bits past in_channels in
@@ -82,6 +82,9 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
     the packed signs of the output [.., words(O)]: bit = y < 0, or with
     float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
     y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
     """
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 4)
@@ -99,7 +102,7 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None,
-                             sign_bits, sign_thresholds, sign_flip)
+                             sign_bits, sign_thresholds, sign_flip, norm)
     keep, addr = _scratch(ebnn_wconv2d_scratch_bytes(&call.g), nt)
     call.scratch = <void *><size_t>addr
     call.op = _FOP_WCONV
@@ -112,13 +115,16 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
 
 def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
            residual=None, clamp=None, sign_bits=False,
-            sign_thresholds=None, sign_flip=None, num_threads=1):
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Weights-only binary dense: float32 x [B, C] times sign(w), w packed
     uint64 [O, words(C)]. Returns [B, O] float32 or [B, words(O)] uint64.
     With sign_bits=True (out='float' only) also returns, in the same pass,
     the packed signs of the output [.., words(O)]: bit = y < 0, or with
     float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
     y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
     """
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 2)
@@ -130,7 +136,7 @@ def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
     _fdense_dims(b, c, o_c)
     cdef _Output r = _output(out, b, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None,
-                             sign_bits, sign_thresholds, sign_flip)
+                             sign_bits, sign_thresholds, sign_flip, norm)
     cdef _FloatCall call
     call.op = _FOP_WDENSE
     call.batch, call.in_c, call.out_c = b, c, o_c
@@ -144,13 +150,16 @@ def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
 def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
             mul=None, bias=None, clamp=None, residual=None, pixel_scale=None,
             sign_bits=False,
-            sign_thresholds=None, sign_flip=None, num_threads=1):
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Float conv (first layers): float32 NHWC x, float32 w [O, KH, KW, C],
     zero padding. Returns [N, OH, OW, O] float32 or [.., words(O)] uint64.
     With sign_bits=True (out='float' only) also returns, in the same pass,
     the packed signs of the output [.., words(O)]: bit = y < 0, or with
     float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
     y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
     """
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 4)
@@ -166,7 +175,7 @@ def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None,
-                             sign_bits, sign_thresholds, sign_flip)
+                             sign_bits, sign_thresholds, sign_flip, norm)
     keep, addr = _scratch(ebnn_fconv2d_scratch_bytes(&call.g), nt)
     call.scratch = <void *><size_t>addr
     call.op = _FOP_FCONV
@@ -179,13 +188,16 @@ def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
 
 def fdense(x, w, out="float", mul=None, bias=None, clamp=None, residual=None,
            pixel_scale=None, sign_bits=False,
-            sign_thresholds=None, sign_flip=None, num_threads=1):
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Float dense: float32 x [B, C], w [O, C]. Returns [B, O] float32
     (or [B, words(O)] uint64 with out='bits').
     With sign_bits=True (out='float' only) also returns, in the same pass,
     the packed signs of the output [.., words(O)]: bit = y < 0, or with
     float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
     y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
     """
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 2)
@@ -197,7 +209,7 @@ def fdense(x, w, out="float", mul=None, bias=None, clamp=None, residual=None,
     _fdense_dims(b, c, o_c)
     cdef _Output r = _output(out, b, o_c, False, mul, bias, pixel_scale, residual,
                              clamp, None, None,
-                             sign_bits, sign_thresholds, sign_flip)
+                             sign_bits, sign_thresholds, sign_flip, norm)
     cdef _FloatCall call
     call.op = _FOP_FDENSE
     call.batch, call.in_c, call.out_c = b, c, o_c

@@ -135,6 +135,9 @@ cdef class Plan:
             if r.bits is not None:
                 r.bits = self._empty(r.bits.shape, r.bits.dtype)
                 r.o.sign_out = <uint64_t *>cnp.PyArray_DATA(<cnp.ndarray>r.bits)
+            if r.normed is not None:
+                r.normed = self._empty(r.normed.shape, r.normed.dtype)
+                r.o.norm_out = <float *>cnp.PyArray_DATA(<cnp.ndarray>r.normed)
         return r
 
     cdef _need_scratch(self, size_t per_thread):
@@ -146,10 +149,10 @@ cdef class Plan:
     def conv(self, kind, name, x, w, int in_c, kernel, strides, padding, out="float",
              mul=None, bias=None, pixel_scale=None, residual=None, clamp=None,
              thresholds=None, flip=None, sign_bits=False, sign_thresholds=None,
-             sign_flip=None):
+             sign_flip=None, norm=None):
         """Conv step on NHWC x ([N,H,W,words] uint64 for bconv); returns its
-        output buffer [N, OH, OW, out_c or words] (with sign_bits: (output,
-        packed signs [N, OH, OW, words]), see the kernel wrappers)."""
+        output buffer [N, OH, OW, out_c or words] (with norm / sign_bits: the
+        tuple (output, its batch norm, packed signs), see the kernel wrappers)."""
         if kind not in _CONV_KINDS:
             raise ValueError(f"conv kind must be one of {sorted(_CONV_KINDS)}, got {kind!r}")
         cdef ebnn_step *s = self._new(_CONV_KINDS[kind], name)
@@ -166,7 +169,7 @@ cdef class Plan:
         pixels = s.g.n * s.g.out_h * s.g.out_w
         cdef _Output r = self._stage_out(_output(out, pixels, o_c, binary, mul, bias,
                                                  pixel_scale, residual, clamp, thresholds, flip,
-                                                 sign_bits, sign_thresholds, sign_flip))
+                                                 sign_bits, sign_thresholds, sign_flip, norm))
         s.o = r.o
         self.keep += [x, w, r]
         if kind == "bconv":
@@ -180,9 +183,9 @@ cdef class Plan:
 
     def dense(self, kind, name, x, w, int in_c, out="float", mul=None, bias=None,
               pixel_scale=None, residual=None, clamp=None, thresholds=None, flip=None,
-              sign_bits=False, sign_thresholds=None, sign_flip=None):
+              sign_bits=False, sign_thresholds=None, sign_flip=None, norm=None):
         """Dense step on x [B, F] (packed words for bdense); returns [B, O or words]
-        (with sign_bits: (output, packed signs [B, words]))."""
+        (with norm / sign_bits: the tuple of the kernel wrappers)."""
         if kind not in _DENSE_KINDS:
             raise ValueError(f"dense kind must be one of {sorted(_DENSE_KINDS)}, got {kind!r}")
         cdef ebnn_step *s = self._new(_DENSE_KINDS[kind], name)
@@ -196,7 +199,7 @@ cdef class Plan:
                     o_c * (in_c if kind == "fdense" else words))
         cdef _Output r = self._stage_out(_output(out, b, o_c, binary, mul, bias, pixel_scale,
                                                  residual, clamp, thresholds, flip,
-                                                 sign_bits, sign_thresholds, sign_flip))
+                                                 sign_bits, sign_thresholds, sign_flip, norm))
         s.o = r.o
         self.keep += [x, w, r]
         if binary:

@@ -55,26 +55,36 @@ def stage_variants(rng, shape, o):
 
 
 def check_all_isas(call, o, rng, threads=(1, 2, 3)):
-    """call(**stage kwargs) -> float output or (output, bits): for every
-    stage variant and sign mode, the float output equals the call without
-    signs, the bits equal the numpy rule on it, and every ISA the ref ISA"""
+    """call(**stage kwargs) -> float output or a tuple: for every stage
+    variant and sign mode, without and with a batch norm (norm), the float
+    output equals the call without them, the batch norm the numpy formula
+    on it, the bits the numpy rule on what they pack, and every ISA the ref
+    ISA wherever its floats equal ref's"""
     with isa("ref"):
         shape = call().shape[:-1]
+    norm = tuple(rng.standard_normal(o).astype(np.float32) for _ in range(3))
+    norm[1][0] = -norm[1][0]
+    norm[1][1 % o] = 0.0
     for vname, stage in stage_variants(rng, shape, o).items():
         with isa("ref"), np.errstate(invalid="ignore", over="ignore"):
             modes = sign_modes(rng, o, call(**stage))
-        for mname, sign in modes.items():
+        for (mname, sign), nrm in [(m, n) for m in modes.items() for n in (None, norm)]:
             ref = None
             for name in ["ref"] + [n for n in ISAS if n != "ref"]:
                 with isa(name), np.errstate(invalid="ignore", over="ignore"):
                     plain = call(**stage)
                     for nt in threads:
-                        y, bits = call(sign_bits=True, num_threads=nt, **stage, **sign)
-                        msg = f"{vname} / {mname} isa={name} threads={nt}"
+                        got = call(sign_bits=True, num_threads=nt, norm=nrm, **stage, **sign)
+                        y, bits = got[0], got[-1]
+                        msg = f"{vname} / {mname} / norm {nrm is not None} isa={name} threads={nt}"
                         assert y.tobytes() == plain.tobytes(), msg
+                        signed = y
+                        if nrm is not None:
+                            signed = (y - nrm[0]) * nrm[1] + nrm[2]
+                            assert got[1].tobytes() == signed.tobytes(), msg
                         np.testing.assert_array_equal(
-                            bits, np_signs(y, sign.get("sign_thresholds"), sign.get("sign_flip")),
-                            err_msg=msg)
+                            bits, np_signs(signed, sign.get("sign_thresholds"),
+                                           sign.get("sign_flip")), err_msg=msg)
                         ref = (y.tobytes(), bits.tobytes()) if ref is None else ref
                         # (float convs may sum in another order on another ISA)
                         if y.tobytes() == ref[0]:
@@ -178,6 +188,14 @@ def test_sign_bits_argument_checks():
         E.bconv2d(x, 8, w, 3, out="float", sign_bits=True, sign_thresholds=thr,
                   sign_flip=np.zeros(16, bool))
     xf = rng.standard_normal((1, 4, 4, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="norm needs out='float'"):
+        E.bconv2d(x, 8, w, 3, out="bits", norm=(thr, thr, thr))
+    with pytest.raises(ValueError, match="norm must be a tuple"):
+        E.bconv2d(x, 8, w, 3, out="float", norm=[thr, thr, thr])
+    with pytest.raises(ValueError, match=r"norm\[2\] must have shape"):
+        E.bconv2d(x, 8, w, 3, out="float", norm=(thr, thr, thr[:3]))
+    y, z = E.bconv2d(x, 8, w, 3, out="float", norm=(thr, thr + 1, thr))
+    assert y.shape == z.shape and np.array_equal(z, y)     # (y - 0) * 1 + 0
     with pytest.raises(ValueError, match="sign_bits needs out='float'"):
         E.fconv2d(xf, rng.standard_normal((16, 3, 3, 8)).astype(np.float32), out="bits",
                   sign_bits=True)
@@ -265,6 +283,36 @@ def bireal(rng, pre_bn, widths=(16, 32), size=8, padding="same_one", gamma_zero=
     return net.build()
 
 
+def test_plan_norm_mode_with_k_scaling():
+    """batchnorm -> binary convs with K scaling (the shipped ResNet): the
+    stage writes the batchnorm for the K map and packs its signs"""
+    rng = np.random.default_rng(7)
+    net = model_zoo.Net(rng, [8, 8, 3])
+    net.conv(16, 3, "float")
+    x = net.bn()
+    for width in (16, 32):
+        bn = net.bn(inputs=[x])
+        net.conv(width, 3, "binary_k", stride=1 if width == 16 else 2, padding="same_zero")
+        y = net.bn(spread=3.0)
+        if width == 16:
+            x = net.op("add", inputs=[y, x])
+    net.op("global_avgpool")
+    net.dense(4, "float")
+    model = Model(net.build(), threads=2)
+    assert {m for _, _, m in model._params.signs.values()} == {"norm"}
+    steps = build(model.plan, model._params, 2, 1).plan.names
+    assert not [s for s in steps if "(bitpack)" in s or "(affine)" in s], steps
+    assert [s for s in steps if "(kmap)" in s], steps
+    xin = rng.standard_normal((3, 8, 8, 3)).astype(np.float32)
+    for name in ISAS:
+        with isa(name):
+            for nt in (1, 2):
+                model.threads = nt
+                got = model.run(xin)
+                want = np.asarray(model.run_layers(xin)[model.plan.output]).reshape(got.shape)
+                assert got.tobytes() == want.tobytes(), f"isa={name} threads={nt}"
+
+
 @pytest.mark.parametrize("pre_bn,widths,padding,gamma_zero",
                          [(False, (16, 32), "same_one", False), (True, (16, 64), "same_one", False),
                           (True, (24, 80), "same_zero", False), (True, (16, 32), "same_one", True),
@@ -278,14 +326,12 @@ def test_plan_signs_from_output_stage(pre_bn, widths, padding, gamma_zero):
     model = Model(graph, threads=3)
     params = model._params
     steps = build(model.plan, params, 2, 1).plan.names
-    if not gamma_zero:
-        assert params.signs, "no sign fusion found"
-        assert not [s for s in steps if "(bitpack)" in s], steps
-        if pre_bn:
-            assert not [s for s in steps if "(affine)" in s], steps
-    else:                      # gamma 0 with beta < 0 somewhere: kept as steps
-        assert not params.signs
-        assert [s for s in steps if "(affine)" in s], steps
+    assert params.signs, "no sign fusion found"
+    assert not [s for s in steps if "(bitpack)" in s], steps
+    assert not [s for s in steps if "(affine)" in s], steps
+    modes = {mode for _, _, mode in params.signs.values()}
+    # gamma 0 with beta < 0 has no threshold: the stage writes the batchnorm
+    assert modes == ({"norm"} if gamma_zero else {"thresholds"} if pre_bn else {"sign"}), modes
     x = rng.standard_normal((3,) + tuple(graph.input.shape)).astype(np.float32)
     for name in ISAS:
         with isa(name):

@@ -159,7 +159,7 @@ ROWS_TARGET static AINLINE void RF(dot_row)(int src, const int32_t *ai,
 ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, int np,
                                                 int f0, const int NF, const int src,
                                                 const int has_res, const int clamp,
-                                                const int to_bits)
+                                                const int to_bits, const int sgn, const int nrm)
 {
     const ebnn_output *o = jb->o;
     const int out_c = jb->out_c;
@@ -180,6 +180,18 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
     const float *const res0 = has_res ? o->residual + f0 : NULL;
     float *const out0 = (float *)o->out + f0;
     uint64_t *const word0 = (uint64_t *)o->out + f0 / 64;
+    /* sign_out (sgn 1: y < 0, 2: thresholds with flips) of y or, with nrm,
+     * of its batch norm z (stored too): whole words (see fixed_any) */
+    uint64_t *const sword0 = sgn ? o->sign_out + f0 / 64 : NULL;
+    float *const zout0 = nrm ? o->norm_out + f0 : NULL;
+    const float *const st = sgn == 2 ? o->sign_thr + f0 : NULL;
+    const float *const na = nrm ? o->norm_sub + f0 : NULL;
+    const float *const nb = nrm ? o->norm_mul + f0 : NULL;
+    const float *const nd = nrm ? o->norm_add + f0 : NULL;
+    uint64_t sflip = 0;
+    if (sgn == 2 && o->sign_flip)
+        for (int j = 0; j < NF; j++)
+            sflip |= (uint64_t)(o->sign_flip[f0 + j] != 0) << j;
 #if ROWS_ISA == 3 || ROWS_ISA == 2 || (ROWS_ISA == 0 && defined(__aarch64__))
     /* explicit vectors: mul / bias / clamp bounds in registers for the
      * whole block, no per-row alias checks (same operations, same order) */
@@ -202,6 +214,9 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
 #define UPPER(x) _mm512_min_ps(vhi, x)
 /* bits of x < 0 (ordered: NaN -> 0), lane j at bit j */
 #define NEGBITS(x) ((uint64_t)_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ))
+#define SUB _mm512_sub_ps
+#define LTBITS(x, t) ((uint64_t)_mm512_cmp_ps_mask(x, t, _CMP_LT_OQ))
+#define GTBITS(x, t) ((uint64_t)_mm512_cmp_ps_mask(x, t, _CMP_GT_OQ))
 #elif ROWS_ISA == 0 /* aarch64 NEON: IEEE float (armv7 NEON flushes denormals: not used) */
 #define VW 4
 #define VF float32x4_t
@@ -217,6 +232,9 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
 #define LOWER(x) vbslq_f32(vcltq_f32(x, vlo), vlo, x)
 #define UPPER(x) vbslq_f32(vcgtq_f32(x, vhi), vhi, x)
 #define NEGBITS(x) ((uint64_t)vaddvq_u32(vandq_u32(vcltzq_f32(x), lanebit)))
+#define SUB vsubq_f32
+#define LTBITS(x, t) ((uint64_t)vaddvq_u32(vandq_u32(vcltq_f32(x, t), lanebit)))
+#define GTBITS(x, t) ((uint64_t)vaddvq_u32(vandq_u32(vcgtq_f32(x, t), lanebit)))
 #else
 #define VW 8
 #define VF __m256
@@ -232,9 +250,12 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
 #define LOWER(x) _mm256_max_ps(vlo, x) /* as above */
 #define UPPER(x) _mm256_min_ps(vhi, x)
 #define NEGBITS(x) ((uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ)))
+#define SUB _mm256_sub_ps
+#define LTBITS(x, t) ((uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_LT_OQ)))
+#define GTBITS(x, t) ((uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_GT_OQ)))
 #endif
     {
-        VF vm[64 / VW], vbias[64 / VW];
+        VF vm[64 / VW], vbias[64 / VW], vt[64 / VW], vna[64 / VW], vnb[64 / VW], vnd[64 / VW];
         const VF vlo = SETF(lo), vhi = SETF(hi);
 #if ROWS_ISA == 0
         const uint32_t lanebit_s[4] = {1, 2, 4, 8};
@@ -243,6 +264,14 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
         for (int v = 0; v < NF / VW; v++) {
             vm[v] = LOADF(m + v * VW);
             vbias[v] = LOADF(b + v * VW);
+            vt[v] = vna[v] = vnb[v] = vnd[v] = SETF(0.0f);
+            if (sgn == 2)
+                vt[v] = LOADF(st + v * VW);
+            if (nrm) {
+                vna[v] = LOADF(na + v * VW);
+                vnb[v] = LOADF(nb + v * VW);
+                vnd[v] = LOADF(nd + v * VW);
+            }
         }
         for (int i = 0; i < np; i++) {
             int64_t p = p0 + i;
@@ -252,7 +281,7 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
             const VF ps = SETF(pscale ? pscale[p] : 1.0f);
             const float *r = has_res ? res0 + p * out_c : NULL;
             float *out = out0 + p * out_c;
-            uint64_t bits = 0;
+            uint64_t bits = 0, sbits = 0;
             for (int v = 0; v < NF / VW; v++) {
                 /* no pixel scale: the *1.0f is skipped (an identity; x
                  * comes from arithmetic, so it is never a signaling NaN) */
@@ -272,9 +301,20 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
                 if (clamp & 2)
                     x = UPPER(x);
                 STOREF(out + v * VW, x);
+                if (nrm) {
+                    x = ADD(MUL(SUB(x, vna[v]), vnb[v]), vnd[v]);
+                    STOREF(zout0 + p * out_c + v * VW, x);
+                }
+                if (sgn == 1)
+                    sbits |= NEGBITS(x) << (v * VW);
+                else if (sgn == 2)
+                    sbits |= ((LTBITS(x, vt[v]) & ~(sflip >> (v * VW)) & ((1ull << VW) - 1)) |
+                              (GTBITS(x, vt[v]) & (sflip >> (v * VW)))) << (v * VW);
             }
             if (to_bits)
                 word0[p * words] = bits;
+            if (sgn)
+                sword0[p * words] = sbits;
         }
     }
     return;
@@ -292,6 +332,9 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
 #undef LOWER
 #undef UPPER
 #undef NEGBITS
+#undef SUB
+#undef LTBITS
+#undef GTBITS
 #endif
     for (int i = 0; i < np; i++) {
         int64_t p = p0 + i;
@@ -302,7 +345,7 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
         const int scaled = pscale != NULL; /* else *1.0f: skipped, as above */
         const float *restrict r = has_res ? res0 + p * out_c : NULL;
         float *restrict out = out0 + p * out_c;
-        uint64_t bits = 0;
+        uint64_t bits = 0, sbits = 0;
         for (int j = 0; j < NF; j++) {
             float x = src == SRC_F32 ? af[j] : (float)(vb[j] - 2 * a[j]);
             if (scaled)
@@ -320,9 +363,19 @@ ROWS_TARGET static AINLINE void RF(float_fixed)(const rows_job *jb, int64_t p0, 
             if (clamp & 2)
                 x = x > hi ? hi : x;
             out[j] = x;
+            if (nrm) {
+                x = (x - na[j]) * nb[j] + nd[j];
+                zout0[p * out_c + j] = x;
+            }
+            if (sgn == 1)
+                sbits |= (uint64_t)(x < 0.0f) << j;
+            else if (sgn == 2)
+                sbits |= (uint64_t)((sflip >> j) & 1 ? x > st[j] : x < st[j]) << j;
         }
         if (to_bits)
             word0[p * words] = bits;
+        if (sgn)
+            sword0[p * words] = sbits;
     }
 }
 
@@ -458,8 +511,8 @@ ROWS_TARGET static AINLINE int RF(fixed_any)(const rows_job *jb, int64_t p0, int
         /* float sums' sign bits (thresholds are not defined for them) */
         if (src != SRC_F32 || !whole_word)
             return 0;
-#define FB(NF) do { if (res) RF(float_fixed)(jb, p0, np, f0, NF, SRC_F32, 1, 0, 1); \
-                    else RF(float_fixed)(jb, p0, np, f0, NF, SRC_F32, 0, 0, 1); } while (0)
+#define FB(NF) do { if (res) RF(float_fixed)(jb, p0, np, f0, NF, SRC_F32, 1, 0, 1, 0, 0); \
+                    else RF(float_fixed)(jb, p0, np, f0, NF, SRC_F32, 0, 0, 1, 0, 0); } while (0)
         if (nf == 16)
             FB(16);
         else if (nf == 32)
@@ -471,12 +524,26 @@ ROWS_TARGET static AINLINE int RF(fixed_any)(const rows_job *jb, int64_t p0, int
     }
     if (o->kind != EBNN_OUT_FLOAT)
         return 0;
+    /* sign_out / norm_out in the same pass (post 1: signs of y, 2: by
+     * thresholds, 3: norm_out and the signs of z), whole sign words and no
+     * clamp; other combinations: the caller's sign_rows afterwards */
+    int post = 0;
+    if (o->sign_out || o->norm_out) {
+        if (cl || !whole_word || !o->sign_out)
+            return 0;
+        post = o->norm_out ? (o->sign_thr ? 0 : 3) : o->sign_thr ? 2 : 1;
+        if (!post)
+            return 0;
+    }
 #define FFR(S, NF, R) \
     do { \
-        if (cl == 0) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 0, 0); \
-        else if (cl == 1) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 1, 0); \
-        else if (cl == 2) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 2, 0); \
-        else RF(float_fixed)(jb, p0, np, f0, NF, S, R, 3, 0); \
+        if (post == 1) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 0, 0, 1, 0); \
+        else if (post == 2) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 0, 0, 2, 0); \
+        else if (post == 3) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 0, 0, 1, 1); \
+        else if (cl == 0) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 0, 0, 0, 0); \
+        else if (cl == 1) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 1, 0, 0, 0); \
+        else if (cl == 2) RF(float_fixed)(jb, p0, np, f0, NF, S, R, 2, 0, 0, 0); \
+        else RF(float_fixed)(jb, p0, np, f0, NF, S, R, 3, 0, 0, 0); \
     } while (0)
 #define FF(S, NF) do { if (res) FFR(S, NF, 1); else FFR(S, NF, 0); } while (0)
 #define FFW(S) do { if (nf == 16) FF(S, 16); else if (nf == 32) FF(S, 32); else FF(S, 64); } while (0)
@@ -491,20 +558,22 @@ ROWS_TARGET static AINLINE int RF(fixed_any)(const rows_job *jb, int64_t p0, int
 }
 
 /* The stage's values over rows i < np (pixels p0 + i) and filters [f0,
- * f0 + nf), nf <= ROW_CHUNK, without sign_out. */
-ROWS_TARGET static AINLINE void RF(rows_values)(const rows_job *jb, int64_t p0, int np,
-                                                int f0, int nf)
+ * f0 + nf), nf <= ROW_CHUNK; 1 if sign_out / norm_out were written too (a
+ * fixed-width path), 0 if they are left to sign_rows. */
+ROWS_TARGET static AINLINE int RF(rows_values)(const rows_job *jb, int64_t p0, int np,
+                                               int f0, int nf)
 {
     if (RF(fixed_any)(jb, p0, np, f0, nf))
-        return;
+        return 1;
     const ebnn_output *o = jb->o;
 #if ROWS_ISA == 0 && defined(__aarch64__)
     /* wider float rows: groups of 32 filters, each group's mul / bias in
      * registers across the pixels (all 256 would not fit) */
-    if (o->kind == EBNN_OUT_FLOAT && jb->src != SRC_I32 && nf > 64 && nf % 32 == 0) {
+    if (o->kind == EBNN_OUT_FLOAT && jb->src != SRC_I32 && nf > 64 && nf % 32 == 0 &&
+        !o->sign_out && !o->norm_out) {
         for (int g = 0; g < nf; g += 32)
             RF(fixed_any)(jb, p0, np, f0 + g, 32);
-        return;
+        return 1;
     }
 #endif
     const int out_c = jb->out_c, src = jb->src;
@@ -543,6 +612,7 @@ ROWS_TARGET static AINLINE void RF(rows_values)(const rows_job *jb, int64_t p0, 
             }
         }
     }
+    return 0;
 }
 
 /* sign_out bits of stored floats y[0..n) (n <= 64), bit j: t ? (fl && fl[j]
@@ -602,15 +672,25 @@ ROWS_TARGET static AINLINE uint64_t RF(sign_word)(const float *y, const float *t
 #endif
 }
 
-/* sign_out of pixels p0 .. p0+np-1, filters [f0, f0+nf), from the floats
- * already stored in out */
+/* norm_out and sign_out of pixels p0 .. p0+np-1, filters [f0, f0+nf),
+ * from the floats already stored in out */
 ROWS_TARGET static void RF(sign_rows)(const ebnn_output *o, int out_c, int64_t p0, int np,
                                       int f0, int nf)
 {
     const int64_t words = ebnn_words(out_c);
+    const float *restrict na = o->norm_sub, *restrict nb = o->norm_mul, *restrict nd = o->norm_add;
     for (int i = 0; i < np; i++) {
         int64_t p = p0 + i;
         const float *y = (const float *)o->out + p * out_c;
+        if (o->norm_out) { /* (the same three operations per element) */
+            float *restrict z = o->norm_out + p * out_c;
+            const float *restrict yr = y;
+            for (int k = f0; k < f0 + nf; k++)
+                z[k] = (yr[k] - na[k]) * nb[k] + nd[k];
+            y = z;
+        }
+        if (!o->sign_out)
+            continue;
         for (int f = f0, end = f0 + nf; f < end;) {
             int wi = f / 64, lo = f % 64;
             int hi = (end - wi * 64) < 64 ? end - wi * 64 : 64;
@@ -634,7 +714,7 @@ ROWS_TARGET static void RF(sign_rows)(const ebnn_output *o, int out_c, int64_t p
  * caller's range on a word. */
 static AINLINE void RF(neon_group)(const rows_job *jb, int64_t p0, int np, int f0,
                                    const int NG, const int src, const int has_res,
-                                   const int sgn, const int has_bases)
+                                   const int sgn, const int has_bases, const int nrm)
 {
     const ebnn_output *o = jb->o;
     const int out_c = jb->out_c;
@@ -642,11 +722,17 @@ static AINLINE void RF(neon_group)(const rows_job *jb, int64_t p0, int np, int f
     const float *m = o->mul ? o->mul + f0 : ones_f32;
     const float *b = o->bias ? o->bias + f0 : negzero_f32;
     enum { NV = 8 }; /* vectors of the widest group */
-    float32x4_t vm[NV], vb[NV], vt[NV];
+    float32x4_t vm[NV], vb[NV], vt[NV], na[NV], nb[NV], nd[NV];
     uint32x4_t vfl[NV];
     for (int v = 0; v < NG / 4; v++) {
         vm[v] = vld1q_f32(m + 4 * v);
         vb[v] = vld1q_f32(b + 4 * v);
+        na[v] = nb[v] = nd[v] = vdupq_n_f32(0.0f);
+        if (nrm) {
+            na[v] = vld1q_f32(o->norm_sub + f0 + 4 * v);
+            nb[v] = vld1q_f32(o->norm_mul + f0 + 4 * v);
+            nd[v] = vld1q_f32(o->norm_add + f0 + 4 * v);
+        }
         vt[v] = vdupq_n_f32(0.0f);
         vfl[v] = vdupq_n_u32(0);
         if (sgn >= 2)
@@ -669,6 +755,7 @@ static AINLINE void RF(neon_group)(const rows_job *jb, int64_t p0, int np, int f
     const float *const pscale = o->pixel_scale ? o->pixel_scale + p0 : NULL;
     const float *r = has_res ? o->residual + p0 * out_c + f0 : NULL;
     float *out = (float *)o->out + p0 * out_c + f0;
+    float *zout = nrm ? o->norm_out + p0 * out_c + f0 : NULL;
     uint8_t *sg = sgn ? (uint8_t *)(o->sign_out + p0 * words + f0 / 64) + (f0 % 64) / 8 : NULL;
     /* the word's first group stores all its bytes (bits past out_c: 0) */
     const int word_start = f0 % 64 == 0;
@@ -712,6 +799,13 @@ static AINLINE void RF(neon_group)(const rows_job *jb, int64_t p0, int np, int f
         }
         r += has_res ? out_c : 0;
         out += out_c;
+        if (nrm) { /* the batch norm of y, then its signs */
+            for (int v = 0; v < NG / 4; v++) {
+                x[v] = vaddq_f32(vmulq_f32(vsubq_f32(x[v], na[v]), nb[v]), nd[v]);
+                vst1q_f32(zout + 4 * v, x[v]);
+            }
+            zout += out_c;
+        }
         if (!sgn)
             continue;
         /* lane masks -> bytes in filter order (uzp1 keeps the low halves),
@@ -760,11 +854,14 @@ static AINLINE int RF(neon_any)(const rows_job *jb, int64_t p0, int np, int f0, 
             return 0;
         sgn = !o->sign_thr ? 1 : o->sign_flip ? 3 : 2;
     }
-    const int ng = sgn <= 1 && nf % 32 == 0 ? 32 : 16;
+    const int nrm = o->norm_out != NULL;
+    if (nrm && sgn > 1) /* (thresholds after a batch norm: the general path) */
+        return 0;
+    const int ng = !nrm && sgn <= 1 && nf % 32 == 0 ? 32 : 16;
 #define NG_CALL(NG, S, R, G) \
     do { \
-        if (S == SRC_POP && jb->bases) RF(neon_group)(jb, p0, np, f0 + g, NG, S, R, G, 1); \
-        else RF(neon_group)(jb, p0, np, f0 + g, NG, S, R, G, 0); \
+        if (S == SRC_POP && jb->bases) RF(neon_group)(jb, p0, np, f0 + g, NG, S, R, G, 1, NRM); \
+        else RF(neon_group)(jb, p0, np, f0 + g, NG, S, R, G, 0, NRM); \
     } while (0)
 #define NG_SGN(NG, S, R) \
     do { \
@@ -775,11 +872,16 @@ static AINLINE int RF(neon_any)(const rows_job *jb, int64_t p0, int np, int f0, 
     } while (0)
 #define NG_RES(NG, S) do { if (res) NG_SGN(NG, S, 1); else NG_SGN(NG, S, 0); } while (0)
     for (int g = 0; g < nf; g += ng) {
+#define NRM 0
         if (ng == 32) {
             if (src == SRC_POP) NG_RES(32, SRC_POP); else NG_RES(32, SRC_F32);
-        } else {
+        } else if (!nrm) {
             if (src == SRC_POP) NG_RES(16, SRC_POP); else NG_RES(16, SRC_F32);
         }
+#undef NRM
+#define NRM 1
+        else if (src == SRC_POP) NG_RES(16, SRC_POP); else NG_RES(16, SRC_F32);
+#undef NRM
     }
 #undef NG_RES
 #undef NG_SGN
@@ -796,8 +898,8 @@ ROWS_TARGET static void RF(rows_chunk)(const rows_job *jb, int64_t p0, int np, i
     if (RF(neon_any)(jb, p0, np, f0, nf))
         return;
 #endif
-    RF(rows_values)(jb, p0, np, f0, nf);
-    if (jb->o->sign_out && jb->o->kind == EBNN_OUT_FLOAT)
+    if (!RF(rows_values)(jb, p0, np, f0, nf) && (jb->o->sign_out || jb->o->norm_out) &&
+        jb->o->kind == EBNN_OUT_FLOAT)
         RF(sign_rows)(jb->o, jb->out_c, p0, np, f0, nf);
 }
 
@@ -813,7 +915,7 @@ ROWS_TARGET static void RF(pixel_f32)(const ebnn_output *o, int out_c, int64_t p
     if (o->kind != EBNN_OUT_BITS) {
         RF(values_any)(SRC_F32, NULL, acc, NULL, 0, nf, ps, m, b, r, clamp, o->clamp_lo,
                        o->clamp_hi, (float *)o->out + p * out_c + f0);
-        if (o->sign_out && o->kind == EBNN_OUT_FLOAT)
+        if ((o->sign_out || o->norm_out) && o->kind == EBNN_OUT_FLOAT)
             RF(sign_rows)(o, out_c, p, 1, f0, nf);
         return;
     }

@@ -105,6 +105,14 @@ static inline void put_bits(const ebnn_output *o, int out_c, int64_t pixel,
     put_row_bits((uint64_t *)o->out + pixel * ebnn_words(out_c), out_c, wi, lo, hi, bits);
 }
 
+/* norm_out: z = (y - sub) * mul + add for filters f0 .. f0+nf */
+static void norm_plain(const ebnn_output *o, int f0, int nf, const float *restrict y,
+                       float *restrict z)
+{
+    for (int i = 0; i < nf; i++)
+        z[i] = (y[i] - o->norm_sub[f0 + i]) * o->norm_mul[f0 + i] + o->norm_add[f0 + i];
+}
+
 /* sign_out of one pixel from its stored floats y (filters f0 .. f0+nf):
  * the rule of edgebnn.h, one filter at a time */
 static void sign_plain(const ebnn_output *o, int out_c, int64_t pixel, int f0, int nf,
@@ -162,6 +170,11 @@ static void apply_pixel(const ebnn_output *o, int out_c, int64_t pixel, int f0, 
         float *out = (float *)o->out + pixel * out_c + f0;
         stage_values(o, out_c, pixel, f0, nf, ai, af, ps, out);
         clamp_all(out, nf, o->clamp_lo, o->clamp_hi);
+        if (o->kind == EBNN_OUT_FLOAT && o->norm_out) {
+            float *z = o->norm_out + pixel * out_c + f0;
+            norm_plain(o, f0, nf, out, z);
+            out = z;
+        }
         if (o->sign_out && o->kind == EBNN_OUT_FLOAT)
             sign_plain(o, out_c, pixel, f0, nf, out);
     } else {
