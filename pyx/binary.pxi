@@ -155,7 +155,7 @@ def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_on
     t.scratch = <void *><size_t>addr
     with nogil:
         ebnn_run_parallel(_bconv_task, &t, nt)
-    return _with_signs(r, (g.n, g.out_h, g.out_w))
+    return _stage_results(r, (g.n, g.out_h, g.out_w))
 
 
 def bdense(x_packed, in_features, w_packed, out="int32", mul=None, bias=None,
@@ -193,7 +193,7 @@ def bdense(x_packed, in_features, w_packed, out="int32", mul=None, bias=None,
     t.scratch = <void *><size_t>addr
     with nogil:
         ebnn_run_parallel(_bdense_task, &t, nt)
-    return _with_signs(r, None)
+    return _stage_results(r, None)
 
 
 def maxpool_bits(x_packed, channels, pool, strides=None, padding="valid", num_threads=1):

@@ -62,7 +62,7 @@ cdef class _Output:
         self.keep = []
 
 
-cdef object _with_signs(_Output r, shape):
+cdef object _stage_results(_Output r, shape):
     """A wrapper's result: the output (reshaped to shape + (-1,) if shape),
     or the tuple (output, its batch norm if norm, sign bits if sign_bits)."""
     res = [a if shape is None else a.reshape(tuple(shape) + (-1,))

@@ -110,7 +110,7 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w_packed)
     call.o = &r.o
     _frun(&call, nt)
-    return _with_signs(r, (n, call.g.out_h, call.g.out_w))
+    return _stage_results(r, (n, call.g.out_h, call.g.out_w))
 
 
 def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
@@ -144,7 +144,7 @@ def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w_packed)
     call.o = &r.o
     _frun(&call, nt)
-    return _with_signs(r, None)
+    return _stage_results(r, None)
 
 
 def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
@@ -183,7 +183,7 @@ def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w)
     call.o = &r.o
     _frun(&call, nt)
-    return _with_signs(r, (n, call.g.out_h, call.g.out_w))
+    return _stage_results(r, (n, call.g.out_h, call.g.out_w))
 
 
 def fdense(x, w, out="float", mul=None, bias=None, clamp=None, residual=None,
@@ -217,7 +217,7 @@ def fdense(x, w, out="float", mul=None, bias=None, clamp=None, residual=None,
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w)
     call.o = &r.o
     _frun(&call, nt)
-    return _with_signs(r, None)
+    return _stage_results(r, None)
 
 
 cdef object _fspatial(int op, x, window, strides, padding, int nt, bint keep_channels):

@@ -179,7 +179,7 @@ cdef class Plan:
         else:
             self._need_scratch(ebnn_fconv2d_scratch_bytes(&s.g))
         self.pending = False
-        return _with_signs(r, (s.g.n, s.g.out_h, s.g.out_w))
+        return _stage_results(r, (s.g.n, s.g.out_h, s.g.out_w))
 
     def dense(self, kind, name, x, w, int in_c, out="float", mul=None, bias=None,
               pixel_scale=None, residual=None, clamp=None, thresholds=None, flip=None,
@@ -205,7 +205,7 @@ cdef class Plan:
         if binary:
             self._need_scratch(ebnn_bdense_scratch_bytes(b, in_c, o_c))
         self.pending = False
-        return _with_signs(r, None)
+        return _stage_results(r, None)
 
     def spatial(self, kind, name, x, int channels, window, strides, padding):
         """K map (padding of the conv it scales), float pools or the bits max

@@ -711,7 +711,7 @@ ROWS_TARGET static void RF(sign_rows)(const ebnn_output *o, int out_c, int64_t p
  * flips (NG 16: the thresholds need the registers); the NG bits are stored
  * as bytes of their word, the word's first group storing all 8 bytes (the
  * bits beyond out_c: 0), so [f0, f0+NG) must start on 16 filters and the
- * caller's range on a word. */
+ * caller's range cover whole words (neon_any). */
 static AINLINE void RF(neon_group)(const rows_job *jb, int64_t p0, int np, int f0,
                                    const int NG, const int src, const int has_res,
                                    const int sgn, const int has_bases, const int nrm)
@@ -850,7 +850,9 @@ static AINLINE int RF(neon_any)(const rows_job *jb, int64_t p0, int np, int f0, 
         return 0;
     int sgn = 0;
     if (o->sign_out) {
-        if (f0 % 64)
+        /* whole words only: the word's first group stores all 8 bytes, and
+         * the others must be this call's (any call order stays right) */
+        if (f0 % 64 || ((f0 + nf) % 64 && f0 + nf != jb->out_c))
             return 0;
         sgn = !o->sign_thr ? 1 : o->sign_flip ? 3 : 2;
     }
