@@ -26,6 +26,7 @@ void kc_skip(const char *what, int isa, const char *why);
 
 #ifdef EBNN_CHECK_ALL
 void kc_check_bconv2d(kc_rng *rng, int isa, int case_no);
+void kc_check_bconv2d_signs(kc_rng *rng, int isa, int case_no);
 void kc_check_bconv2d_taps(kc_rng *rng, int isa, int case_no);
 void kc_check_bdense(kc_rng *rng, int isa, int case_no);
 void kc_check_maxpool_bits(kc_rng *rng, int isa, int case_no);
@@ -37,9 +38,10 @@ void kc_check_bitpack_ops(kc_rng *rng, int isa, int case_no);
 void kc_check_kmap(kc_rng *rng, int isa, int case_no);
 void kc_check_fpool(kc_rng *rng, int isa, int case_no);
 #define KC_CHECK_ALL_ROWS                                                  \
-    {"bconv2d", kc_check_bconv2d, 40},                                     \
+    {"bconv2d", kc_check_bconv2d, 60},                                     \
+    {"bconv2d signs", kc_check_bconv2d_signs, 24},                         \
     {"bconv2d taps", kc_check_bconv2d_taps, 120},                          \
-    {"bdense", kc_check_bdense, 30},                                       \
+    {"bdense", kc_check_bdense, 36},                                       \
     {"maxpool_bits", kc_check_maxpool_bits, 30},                           \
     {"wconv2d", kc_check_wconv2d, 30},                                     \
     {"wdense", kc_check_wdense, 24},                                       \

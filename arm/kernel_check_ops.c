@@ -2,7 +2,8 @@
  * for kernel_check built with CHECK_ALL=1 (EBNN_CHECK_ALL): bconv2d (valid,
  * same with +1 padding, same with zero padding), bdense and maxpool_bits,
  * with every output stage (int32, float with scales/bias/residual/clamp,
- * bits by integer threshold + flip or by float sign), run as 1..4 "threads"
+ * bits by integer threshold + flip or by float sign, float + its packed
+ * signs (sign_out, by zero or float threshold + flip)), run as 1..4 "threads"
  * (each tid's share called in turn: results must not depend on the split).
  * The reference works on unpacked +-1 values, never on the kernels' code. */
 #include <math.h>
@@ -49,18 +50,27 @@ typedef struct {
     float *mul, *bias, *pixel_scale, *residual;
     int32_t *thr;
     uint8_t *flip;
+    uint64_t *sign_out;
+    float *sign_thr;
+    uint8_t *sign_flip;
+    float *norm_out, *norm_vec; /* norm_vec: sub, mul, add [out_c] each */
 } stage;
 
+#define STAGE_KINDS 6
+
 /* kind 0: int32; 1: float, plain; 2: float, every term and clamps;
- * 3: bits by threshold + flip; 4: bits by float sign */
+ * 3: bits by threshold + flip; 4: bits by float sign; 5: float, every term
+ * but clamps, and sign_out (y < 0, thresholds, or thresholds + flips: the
+ * Bi-Real residual stream feeding the next binary conv), half the time of a
+ * batch norm of y (norm_out) */
 static stage make_stage(kc_rng *rng, int kind, int64_t pixels, int out_c, int k)
 {
     stage s;
     memset(&s, 0, sizeof s);
     s.o.clamp_lo = -INFINITY;
     s.o.clamp_hi = INFINITY;
-    s.o.kind = kind == 0 ? EBNN_OUT_INT32 : kind <= 2 ? EBNN_OUT_FLOAT : EBNN_OUT_BITS;
-    if (kind == 2 || kind == 4) {
+    s.o.kind = kind == 0 ? EBNN_OUT_INT32 : kind <= 2 || kind == 5 ? EBNN_OUT_FLOAT : EBNN_OUT_BITS;
+    if (kind == 2 || kind == 4 || kind == 5) {
         s.mul = kc_alloc(out_c * 4);
         s.bias = kc_alloc(out_c * 4);
         s.pixel_scale = kc_alloc(pixels * 4);
@@ -74,11 +84,41 @@ static stage make_stage(kc_rng *rng, int kind, int64_t pixels, int out_c, int k)
         s.o.bias = s.bias;
         s.o.pixel_scale = s.pixel_scale;
     }
-    if (kind == 2) {
+    if (kind == 5) {
+        int mode = kc_int(rng, 0, 2);
+        s.sign_out = kc_alloc(pixels * ebnn_words(out_c) * 8);
+        memset(s.sign_out, 0xA5, pixels * ebnn_words(out_c) * 8); /* stale bits must go */
+        s.o.sign_out = s.sign_out;
+        if (mode) {
+            s.sign_thr = kc_alloc(out_c * 4);
+            s.sign_flip = kc_alloc(out_c);
+            for (int f = 0; f < out_c; f++) {
+                s.sign_thr[f] = kc_float(rng) * k * 0.5f;
+                s.sign_flip[f] = kc_next(rng) & 1;
+            }
+            s.sign_thr[0] = -0.0f;
+            s.o.sign_thr = s.sign_thr;
+            s.o.sign_flip = mode == 2 ? s.sign_flip : NULL;
+        }
+        if (kc_int(rng, 0, 1)) { /* a batch norm between y and the signs */
+            s.norm_out = kc_alloc(pixels * out_c * 4);
+            s.norm_vec = kc_alloc(3 * out_c * 4);
+            for (int f = 0; f < 3 * out_c; f++)
+                s.norm_vec[f] = kc_float(rng) * (f < out_c ? k * 0.3f : 2.0f);
+            s.norm_vec[out_c] = 0.0f; /* a zero gamma */
+            s.o.norm_out = s.norm_out;
+            s.o.norm_sub = s.norm_vec;
+            s.o.norm_mul = s.norm_vec + out_c;
+            s.o.norm_add = s.norm_vec + 2 * out_c;
+        }
+    }
+    if (kind == 2 || kind == 5) {
         s.residual = kc_alloc(pixels * out_c * 4);
         for (int64_t i = 0; i < pixels * out_c; i++)
             s.residual[i] = kc_float(rng) * 3.0f;
         s.o.residual = s.residual;
+    }
+    if (kind == 2) {
         s.o.clamp_lo = -0.5f * k;
         s.o.clamp_hi = 0.4f * k;
     }
@@ -100,12 +140,51 @@ static void free_stage(stage *s)
 {
     free(s->mul); free(s->bias); free(s->pixel_scale); free(s->residual);
     free(s->thr); free(s->flip);
+    free(s->sign_out); free(s->sign_thr); free(s->sign_flip);
+    free(s->norm_out); free(s->norm_vec);
 }
 
 static size_t out_bytes(const stage *s, int64_t pixels, int out_c)
 {
     return s->o.kind == EBNN_OUT_BITS ? (size_t)pixels * ebnn_words(out_c) * 8
                                       : (size_t)pixels * out_c * 4;
+}
+
+/* norm_out and sign_out of pixel p: exactly the formula / rule of
+ * edgebnn.h applied to the float output y the kernel stored (so equal
+ * floats give equal results on every ISA), unused bits 0 */
+static int check_signs(const stage *s, int64_t p, int out_c, const float *y, char *detail,
+                       size_t dlen)
+{
+    if (s->norm_out) {
+        const float *z = s->norm_out + p * out_c;
+        for (int f = 0; f < out_c; f++) {
+            float want = (y[f] - s->o.norm_sub[f]) * s->o.norm_mul[f] + s->o.norm_add[f];
+            if (memcmp(&want, &z[f], 4)) {
+                snprintf(detail, dlen, "pixel %lld norm %d: got %.9g, want %.9g", (long long)p,
+                         f, z[f], want);
+                return 0;
+            }
+        }
+        y = z;
+    }
+    if (!s->sign_out)
+        return 1;
+    const uint64_t *row = s->sign_out + p * ebnn_words(out_c);
+    for (int f = 0; f < ebnn_words(out_c) * 64; f++) {
+        int have = (row[f / 64] >> (f % 64)) & 1, want = 0;
+        if (f < out_c && !s->o.sign_thr)
+            want = y[f] < 0.0f;
+        else if (f < out_c)
+            want = s->o.sign_flip && s->o.sign_flip[f] ? y[f] > s->o.sign_thr[f]
+                                                       : y[f] < s->o.sign_thr[f];
+        if (have != want) {
+            snprintf(detail, dlen, "pixel %lld sign bit %d: got %d, want %d (y %.9g)",
+                     (long long)p, f, have, want, f < out_c ? y[f] : 0.0f);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Compare the kernel's output with the stage applied to the reference
@@ -163,6 +242,9 @@ static int compare_stage(const stage *s, const double *acc, const double *mag,
                 return 0;
             }
         }
+        if ((s->o.sign_out || s->o.norm_out) && !check_signs(s, p, out_c, (const float *)got + p * out_c,
+                                          detail, dlen))
+            return 0;
     }
     return 1;
 }
@@ -286,9 +368,18 @@ static int32_t *ref_bconv2d(const ebnn_conv_geom *g, const uint8_t *xs, const ui
     return dot;
 }
 
-/* 3x3 convs over 16 / 32 / 64 channels (the NEON tap-lane kernel's
- * shapes): 1x1 to 19-wide maps, odd sizes, stride 1 and 2, every padding,
- * batch 1..3, out_c 1..130 (mostly not a multiple of a filter group) */
+/* The three bconv2d checks share one case runner; each keeps its own ref
+ * ISA hashes. "bconv2d": random shapes (every 4th a narrow layer), every
+ * stage kind; "bconv2d signs": narrow layers with stage 5 only (the
+ * fixed-width sign_out / norm_out paths); "bconv2d taps": 3x3 convs over
+ * 16 / 32 / 64 channels (the NEON tap-lane kernel's shapes), every stage. */
+enum { CHECK_PLAIN, CHECK_SIGNS, CHECK_TAPS, BCONV_CHECKS };
+static const char *const bconv_check_names[BCONV_CHECKS] = {"bconv2d", "bconv2d signs",
+                                                            "bconv2d taps"};
+
+/* taps shapes: 1x1 to 19-wide maps, odd sizes, stride 1 and 2, every
+ * padding, batch 1..3, out_c 1..130 (mostly not a multiple of a filter
+ * group) */
 static int taps_geom(kc_rng *rng, ebnn_conv_geom *g, int case_no)
 {
     static const int cs[] = {16, 32, 64};
@@ -303,45 +394,25 @@ static int taps_geom(kc_rng *rng, ebnn_conv_geom *g, int case_no)
                                s, s, same, pad);
 }
 
-static void check_bconv2d_geom(kc_rng *rng, int isa, int case_no, const char *name,
-                               const ebnn_conv_geom *gp);
-
-void kc_check_bconv2d_taps(kc_rng *rng, int isa, int case_no)
+/* one case: random signs, the stage kind, 1..4 thread shares, against the
+ * float semantics and the ref ISA's bytes */
+static void check_bconv2d(kc_rng *rng, int isa, int case_no, int check)
 {
+    const char *name = bconv_check_names[check];
     if (!ebnn_bconv2d || !ebnn_bconv2d_scratch_bytes) {
         if (case_no == 0)
-            kc_skip("bconv2d taps", isa, "kernel not built");
+            kc_skip(name, isa, "kernel not built");
         return;
     }
     ebnn_conv_geom g;
-    if (taps_geom(rng, &g, case_no)) {
-        kc_result("bconv2d taps", isa, 0, "geometry rejected");
+    int bad = check == CHECK_TAPS ? taps_geom(rng, &g, case_no)
+              : check == CHECK_SIGNS || case_no % 4 == 3 ? narrow_geom(rng, &g)
+                                                         : random_geom(rng, &g, case_no, 1);
+    if (bad) {
+        kc_result(name, isa, 0, "geometry rejected");
         return;
     }
-    check_bconv2d_geom(rng, isa, case_no, "bconv2d taps", &g);
-}
-
-void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
-{
-    if (!ebnn_bconv2d || !ebnn_bconv2d_scratch_bytes) {
-        if (case_no == 0)
-            kc_skip("bconv2d", isa, "kernel not built");
-        return;
-    }
-    ebnn_conv_geom g;
-    if (case_no % 4 == 3 ? narrow_geom(rng, &g) : random_geom(rng, &g, case_no, 1)) {
-        kc_result("bconv2d", isa, 0, "geometry rejected");
-        return;
-    }
-    check_bconv2d_geom(rng, isa, case_no, "bconv2d", &g);
-}
-
-/* one case: random signs, every output stage (case_no % 5), 1..4 thread
- * shares, against the float semantics and the ref ISA's bytes */
-static void check_bconv2d_geom(kc_rng *rng, int isa, int case_no, const char *name,
-                               const ebnn_conv_geom *gp)
-{
-    ebnn_conv_geom g = *gp;
+    int kind = check == CHECK_SIGNS ? 5 : case_no % STAGE_KINDS;
     int64_t in_px = (int64_t)g.n * g.in_h * g.in_w, pixels = (int64_t)g.n * g.out_h * g.out_w;
     uint8_t *xs = random_signs(rng, in_px * g.in_c);
     uint8_t *ws = random_signs(rng, (int64_t)g.out_c * g.kh * g.kw * g.in_c);
@@ -350,7 +421,7 @@ static void check_bconv2d_geom(kc_rng *rng, int isa, int case_no, const char *na
     int32_t *idot = ref_bconv2d(&g, xs, ws);
     double *dot = to_double(idot, pixels * g.out_c);
     free(idot);
-    stage st = make_stage(rng, case_no % 5, pixels, g.out_c, g.kh * g.kw * g.in_c);
+    stage st = make_stage(rng, kind, pixels, g.out_c, g.kh * g.kw * g.in_c);
     int nthreads = 1 + case_no % 4;
     size_t per = ebnn_bconv2d_scratch_bytes(&g);
     void *scratch = kc_alloc(per * nthreads);
@@ -360,9 +431,9 @@ static void check_bconv2d_geom(kc_rng *rng, int isa, int case_no, const char *na
     run_split(bconv2d_task, &call, nthreads, case_no & 1);
     char detail[256] = "", why[160] = "";
     int ok = compare_stage(&st, dot, NULL, pixels, g.out_c, out, why, sizeof why);
-    static uint64_t ref_hashes[2][SAME_CASES]; /* per check: bconv2d, bconv2d taps */
-    uint64_t *ref_hash = ref_hashes[strcmp(name, "bconv2d") != 0];
-    if (ok && !same_as_ref(ref_hash, isa, case_no, out, out_bytes(&st, pixels, g.out_c))) {
+    static uint64_t ref_hash[BCONV_CHECKS][SAME_CASES];
+    if (ok && !same_as_ref(ref_hash[check], isa, case_no, out,
+                           out_bytes(&st, pixels, g.out_c))) {
         ok = 0;
         snprintf(why, sizeof why, "output bytes differ from the ref ISA's");
     }
@@ -370,10 +441,23 @@ static void check_bconv2d_geom(kc_rng *rng, int isa, int case_no, const char *na
         snprintf(detail, sizeof detail,
                  "n=%d %dx%dx%d -> %d, k %dx%d s %dx%d pad=%d stage=%d threads=%d: %s",
                  g.n, g.in_h, g.in_w, g.in_c, g.out_c, g.kh, g.kw, g.stride_h, g.stride_w,
-                 g.pad_mode, case_no % 5, nthreads, why);
+                 g.pad_mode, kind, nthreads, why);
     kc_result(name, isa, ok, detail);
     free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
     free_stage(&st);
+}
+
+void kc_check_bconv2d(kc_rng *rng, int isa, int case_no)
+{
+    check_bconv2d(rng, isa, case_no, CHECK_PLAIN);
+}
+void kc_check_bconv2d_signs(kc_rng *rng, int isa, int case_no)
+{
+    check_bconv2d(rng, isa, case_no, CHECK_SIGNS);
+}
+void kc_check_bconv2d_taps(kc_rng *rng, int isa, int case_no)
+{
+    check_bconv2d(rng, isa, case_no, CHECK_TAPS);
 }
 
 /* -------------------------------------------------------------- bdense */
@@ -396,7 +480,7 @@ void kc_check_bdense(kc_rng *rng, int isa, int case_no)
                 sum += (xs[b * in_c + c] ? -1 : 1) * (ws[f * in_c + c] ? -1 : 1);
             dot[b * out_c + f] = sum;
         }
-    stage st = make_stage(rng, case_no % 5, batch, out_c, in_c);
+    stage st = make_stage(rng, case_no % STAGE_KINDS, batch, out_c, in_c);
     int nthreads = 1 + case_no % 4;
     size_t per = ebnn_bdense_scratch_bytes(batch, in_c, out_c);
     void *scratch = kc_alloc(per * nthreads);
@@ -413,7 +497,7 @@ void kc_check_bdense(kc_rng *rng, int isa, int case_no)
     }
     if (!ok)
         snprintf(detail, sizeof detail, "batch=%d in_c=%d out_c=%d stage=%d threads=%d: %s",
-                 batch, in_c, out_c, case_no % 5, nthreads, why);
+                 batch, in_c, out_c, case_no % STAGE_KINDS, nthreads, why);
     kc_result("bdense", isa, ok, detail);
     free(xs); free(ws); free(in); free(wp); free(dot); free(scratch); free(out);
     free_stage(&st);
@@ -521,11 +605,12 @@ static float *random_floats(kc_rng *rng, int64_t count)
     return x;
 }
 
-/* stages defined for float accumulators: float plain / full, bits by sign */
+/* stages defined for float accumulators: float plain / full, bits by
+ * sign, float with sign_out */
 static int float_stage_kind(int case_no)
 {
-    static const int kinds[] = {1, 2, 4};
-    return kinds[case_no % 3];
+    static const int kinds[] = {1, 2, 4, 5};
+    return kinds[(case_no + case_no / 4) % 4]; /* not in step with the thread count */
 }
 
 /* one conv-shaped case: weights_only selects wconv2d (packed sign weights)

@@ -10,6 +10,13 @@ What the builder decides:
     packed (+-1) input the window coverage, constant, computed here once;
   - add(y, s) where y is a float conv/dense output with no clamp used only
     by that add: fused into y's output stage (the `residual` pointer);
+  - a float conv/dense output (after its fused add) read by binary layers
+    gets their packed signs from its own output stage (sign_bits), no
+    bitpack step; so does a batchnorm of it read only by binary layers:
+    without K scaling the batchnorm becomes per-channel float thresholds
+    (bn_sign_rule, exact) and no step at all; with K scaling (the K map
+    reads the batchnorm's floats) the stage also writes the batchnorm
+    (norm) and packs its signs;
   - flatten is a reshaped view of the same buffer (no step);
   - step outputs share memory by lifetime (_Arena): a buffer whose last
     reader has run is reused by a later step, so a plan holds a few
@@ -59,6 +66,98 @@ def residual_fusions(graph):
 _FUSABLE = ("fused_conv2d", "fused_dense")
 
 
+def _float_keys(x):
+    """int64 keys ordered like the float32 values x (non-NaN; -0 just below +0)."""
+    u = np.asarray(x, np.float32).view(np.uint32).astype(np.int64)
+    return np.where(u < 0x80000000, u, -(u & 0x7FFFFFFF) - 1)
+
+
+def _key_floats(k):
+    k = np.asarray(k, np.int64)
+    u = np.where(k >= 0, k, (-(k + 1)) | 0x80000000)
+    return u.astype(np.uint32).view(np.float32)
+
+
+def bn_sign_rule(a, b, d):
+    """(thresholds, flip) with sign bit (x-a)*b+d < 0 (float32, in that order)
+    == (flip ? x > t : x < t) for every float32 x, or None where no such
+    per-channel rule exists (a non-finite parameter, or b == 0 with d < 0:
+    the bit is then 1 for finite x - a only).
+
+    For finite a, d and b > 0, x -> (x-a)*b+d is a chain of correctly
+    rounded monotone operations, non-decreasing on [-inf, inf] with no NaN,
+    so the x giving a negative result are exactly those below the smallest
+    float t whose result is not negative (found by bisection on the ordered
+    float32 keys); b < 0 mirrors it (x > t); b == 0 with d >= 0 never gives
+    a negative result (t = -inf). -0 and +0 always give the same bit, so the
+    float compare (-0 == +0) agrees with the key order."""
+    a, b, d = (np.asarray(v, np.float32) for v in (a, b, d))
+    if not (np.isfinite(a).all() and np.isfinite(b).all() and np.isfinite(d).all()):
+        return None
+    if ((b == 0) & (d < 0)).any():
+        return None
+
+    def neg(k):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (_key_floats(k) - a) * b + d < 0
+
+    lo = np.full(a.shape, _float_keys(np.float32(-np.inf)), np.int64)
+    hi = np.full(a.shape, _float_keys(np.float32(np.inf)), np.int64)
+    up = b < 0                              # results fall as x rises
+    while (hi - lo > 1).any():
+        mid = lo + (hi - lo) // 2
+        n = neg(mid)
+        # b > 0: lo stays negative, hi not; b < 0: lo stays not, hi negative
+        go_hi = np.where(up, ~n, n)
+        lo, hi = np.where(go_hi, mid, lo), np.where(go_hi, hi, mid)
+    t = np.where(up, _key_floats(lo), _key_floats(hi)).astype(np.float32)
+    t[b == 0] = -np.inf
+    flip = (up & (b != 0)).astype(np.uint8)
+    # the rule on its own boundary and a few probes, against the formula
+    with np.errstate(over="ignore", invalid="ignore"):
+        probes = np.stack([np.nextafter(t, np.float32(-np.inf)), t,
+                           np.nextafter(t, np.float32(np.inf)), np.zeros_like(t),
+                           -np.zeros_like(t), a, np.full_like(t, np.inf), np.full_like(t, -np.inf)])
+        want = (probes - a) * b + d < 0
+    got = np.where(flip.astype(bool), probes > t, probes < t)
+    if not (want == got).all():
+        raise AssertionError("bn_sign_rule: threshold disagrees with the batchnorm")
+    return t, flip
+
+
+def sign_fusions(graph, residual, bn_rules):
+    """{fused op name: (stream, batchnorm name or None, mode)}: the fused op's
+    output stage packs the signs that binary layers read, of its stream (its
+    own output or its fused add / activation: `stream`; mode "sign") or of a
+    batchnorm of the stream read only by binary layers: mode "thresholds"
+    when none of them has K scaling and bn_rules has the batchnorm's exact
+    thresholds, else "norm" (the stage writes the batchnorm's floats too)."""
+    def binary_reader(op):
+        return op.type in _FUSABLE and op.attrs["scheme"] == "binary"
+
+    found = {}
+    for op in graph.ops:
+        if op.type not in _FUSABLE or op.attrs["output"] != "float":
+            continue
+        stream = op.name
+        if op.name in residual:
+            add, act = residual[op.name]
+            stream = act.name if act is not None else add.name
+        readers = graph.consumers(stream)
+        if any(binary_reader(r) for r in readers):
+            found[op.name] = (stream, None, "sign")
+            continue
+        for bn in readers:
+            users = graph.consumers(bn.name)
+            if (bn.type == "batchnorm" and bn.name != graph.output and users
+                    and all(binary_reader(r) for r in users)):
+                exact = bn_rules.get(bn.name) is not None
+                plain = all(r.attrs["input_scaling"] != "mean_abs" for r in users)
+                found[op.name] = (stream, bn.name, "thresholds" if exact and plain else "norm")
+                break
+    return found
+
+
 class Params:
     """Per-model constants shared by all its plans: widened parameters,
     batchnorm vectors, K coverage maps."""
@@ -80,6 +179,12 @@ class Params:
                 self.fused[op.name] = {k: np.ascontiguousarray(v, np.float32) for k, v in
                                        (("mean", p["mean"]), ("scale", scale),
                                         ("beta", p["beta"]))}
+        self.bn_rules = {}
+        for op in graph.ops:
+            if op.type == "batchnorm":
+                f = self.fused[op.name]
+                self.bn_rules[op.name] = bn_sign_rule(f["mean"], f["scale"], f["beta"])
+        self.signs = sign_fusions(graph, self.residual, self.bn_rules)
 
     def coverage_map(self, op, h, w):
         """K of a packed input: mean |x| is 1, so K is the window coverage."""
@@ -187,6 +292,8 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
         return packed[name]
 
     residual = params.residual if fuse_residual else {}
+    signs = params.signs if fuse_residual else {}
+    sign_bn = {bn for _, bn, _ in signs.values() if bn is not None}
     aliases = {}            # add name -> the fused op whose output it is
     for i, op in enumerate(graph.ops):
         if arena is not None:
@@ -194,12 +301,29 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
         a, ins = op.attrs, [values.get(n) for n in op.inputs]
         if op.type in _FUSABLE:
             add = residual.get(op.name)
+            sign = signs.get(op.name)
             values[op.name] = _fused(plan, params, op, add, values, packed_of, batch,
-                                     lambda: mark(i))
+                                     lambda: mark(i), sign)
             if add is not None:
                 aliases[add[0].name] = op.name
                 if add[1] is not None:
                     aliases[add[1].name] = op.name
+            if sign is not None:
+                stream, bn, mode = sign
+                values[op.name], *extra = values[op.name]
+                if mode == "sign":
+                    packed[stream] = extra[0]
+                elif mode == "thresholds":
+                    values[bn] = extra[0]
+                else:
+                    values[bn], packed[bn] = extra
+                mark(last_use.get(op.name, i))
+                if arena is not None:      # they live as long as their readers
+                    for a in extra:
+                        arena.extend(a, last_use.get(stream if bn is None else bn, i))
+                continue
+        elif op.name in sign_bn:             # a batchnorm folded into signs
+            pass
         elif op.name in aliases:             # a fused add or its activation
             values[op.name] = values[aliases[op.name]]
             if arena is not None:
@@ -243,10 +367,12 @@ def build(graph, params, batch, threads, uint8_input=False, fuse_residual=True):
     return CompiledPlan(plan, input_buffer, out, values)
 
 
-def _fused(plan, params, op, add, values, packed_of, batch, mark_here):
+def _fused(plan, params, op, add, values, packed_of, batch, mark_here, sign=None):
     """The conv/dense step of op; `add` (None or (add, activation or None)) is
     fused in as its residual (and clamp). mark_here(): buffers made so far
-    (the K map) are read by this op only."""
+    (the K map) are read by this op only. sign (None or (stream, batchnorm
+    name or None, mode)): the stage also packs signs (and in mode "norm"
+    writes the batchnorm); returns (output, [batchnorm,] bits)."""
     a, p, src = op.attrs, params.fused[op.name], op.inputs[0]
     kind = _KINDS[(op.type, a["scheme"])]
     conv = op.type == "fused_conv2d"
@@ -267,6 +393,13 @@ def _fused(plan, params, op, add, values, packed_of, batch, mark_here):
         stage["residual"] = values[other]
         if act is not None:
             stage["clamp"] = (0.0, np.inf) if act.type == "relu" else (-1.0, 1.0)
+    if sign is not None:
+        stage["sign_bits"] = True
+        if sign[2] == "thresholds":
+            stage["sign_thresholds"], stage["sign_flip"] = params.bn_rules[sign[1]]
+        elif sign[2] == "norm":
+            bn = params.fused[sign[1]]
+            stage["norm"] = (bn["mean"], bn["scale"], bn["beta"])
     if conv:
         return plan.conv(kind, op.name, x, p["weight"], op.fan_in, a["kernel"], a["strides"],
                          a["padding"], **stage)

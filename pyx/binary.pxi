@@ -113,10 +113,19 @@ def bitpack(x, zero_point=None, num_threads=1):
 
 def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_one",
             out="int32", mul=None, bias=None, pixel_scale=None, residual=None,
-            clamp=None, thresholds=None, flip=None, num_threads=1):
+            clamp=None, thresholds=None, flip=None, sign_bits=False,
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Binary 2-D convolution of packed NHWC input [N,H,W,words] with packed
     weights [O,KH,KW,words]; returns [N,OH,OW,O] (int32 / float32) or
-    [N,OH,OW,words(O)] (uint64, out="bits")."""
+    [N,OH,OW,words(O)] (uint64, out="bits").
+    With sign_bits=True (out='float' only) also returns, in the same pass,
+    the packed signs of the output [.., words(O)]: bit = y < 0, or with
+    float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
+    y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
+    """
     cdef int nt = _threads(num_threads)
     c = _channels(in_channels, "in_channels")
     _need(x_packed, "x_packed", np.uint64, 4)
@@ -135,7 +144,8 @@ def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_on
     if pixels > _INT_MAX:
         raise ValueError(f"output too large: {pixels} pixels")
     cdef _Output r = _output(out, pixels, o, True, mul, bias, pixel_scale, residual,
-                             clamp, thresholds, flip)
+                             clamp, thresholds, flip,
+                             sign_bits, sign_thresholds, sign_flip, norm)
     buf, addr = _scratch(ebnn_bconv2d_scratch_bytes(&g), nt)
     cdef _ConvTask t
     t.g = &g
@@ -145,14 +155,23 @@ def bconv2d(x_packed, in_channels, w_packed, kernel, strides=1, padding="same_on
     t.scratch = <void *><size_t>addr
     with nogil:
         ebnn_run_parallel(_bconv_task, &t, nt)
-    return r.array.reshape(g.n, g.out_h, g.out_w, -1)
+    return _stage_results(r, (g.n, g.out_h, g.out_w))
 
 
 def bdense(x_packed, in_features, w_packed, out="int32", mul=None, bias=None,
            pixel_scale=None, residual=None, clamp=None, thresholds=None, flip=None,
-           num_threads=1):
+           sign_bits=False,
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Binary dense layer: packed [B, words] x packed [O, words] -> [B, O]
-    (or [B, words(O)] for out="bits")."""
+    (or [B, words(O)] for out="bits").
+    With sign_bits=True (out='float' only) also returns, in the same pass,
+    the packed signs of the output [.., words(O)]: bit = y < 0, or with
+    float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
+    y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
+    """
     cdef int nt = _threads(num_threads)
     c = _channels(in_features, "in_features")
     _need(x_packed, "x_packed", np.uint64, 2)
@@ -163,7 +182,8 @@ def bdense(x_packed, in_features, w_packed, out="int32", mul=None, bias=None,
     if batch > _INT_MAX or o > 1 << 24 or batch * o > 1 << 46:
         raise ValueError(f"dense layer too large: batch {batch}, {o} outputs")
     cdef _Output r = _output(out, batch, o, True, mul, bias, pixel_scale, residual,
-                             clamp, thresholds, flip)
+                             clamp, thresholds, flip,
+                             sign_bits, sign_thresholds, sign_flip, norm)
     buf, addr = _scratch(ebnn_bdense_scratch_bytes(batch, c, o), nt)
     cdef _DenseTask t
     t.batch, t.in_c, t.out_c = batch, c, o
@@ -173,7 +193,7 @@ def bdense(x_packed, in_features, w_packed, out="int32", mul=None, bias=None,
     t.scratch = <void *><size_t>addr
     with nogil:
         ebnn_run_parallel(_bdense_task, &t, nt)
-    return r.array
+    return _stage_results(r, None)
 
 
 def maxpool_bits(x_packed, channels, pool, strides=None, padding="valid", num_threads=1):

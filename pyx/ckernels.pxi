@@ -36,6 +36,13 @@ cdef extern from "edgebnn.h" nogil:
         const int32_t *thr
         const uint8_t *flip
         void *out
+        uint64_t *sign_out
+        const float *sign_thr
+        const uint8_t *sign_flip
+        float *norm_out
+        const float *norm_sub
+        const float *norm_mul
+        const float *norm_add
 
     size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
     void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *inp, const uint64_t *w,

@@ -55,14 +55,27 @@ cdef class _Output:
     cdef ebnn_output o
     cdef object keep
     cdef public object array
+    cdef public object bits       # sign_out words, or None
+    cdef public object normed     # norm_out floats, or None
 
     def __cinit__(self):
         self.keep = []
 
 
+cdef object _stage_results(_Output r, shape):
+    """A wrapper's result: the output (reshaped to shape + (-1,) if shape),
+    or the tuple (output, its batch norm if norm, sign bits if sign_bits)."""
+    res = [a if shape is None else a.reshape(tuple(shape) + (-1,))
+           for a in (r.array, r.normed, r.bits) if a is not None]
+    return res[0] if len(res) == 1 else tuple(res)
+
+
 cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
-                     mul, bias, pixel_scale, residual, clamp, thresholds, flip):
-    """Check the output-stage arguments and allocate the output array."""
+                     mul, bias, pixel_scale, residual, clamp, thresholds, flip,
+                     sign_bits=False, sign_thresholds=None, sign_flip=None, norm=None):
+    """Check the output-stage arguments and allocate the output array (and
+    with norm, the batch norm of a float output: r.normed; with sign_bits,
+    the packed signs of the output or of its batch norm: r.bits)."""
     if kind not in _OUT_KINDS:
         raise ValueError(f"out must be one of {sorted(_OUT_KINDS)}, got {kind!r}")
     cdef _Output r = _Output()
@@ -73,6 +86,15 @@ cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
     r.o.residual = NULL
     r.o.thr = NULL
     r.o.flip = NULL
+    r.o.sign_out = NULL
+    r.o.sign_thr = NULL
+    r.o.sign_flip = NULL
+    r.bits = None
+    r.normed = None
+    r.o.norm_out = NULL
+    r.o.norm_sub = NULL
+    r.o.norm_mul = NULL
+    r.o.norm_add = NULL
     r.o.clamp_lo = -INFINITY
     r.o.clamp_hi = INFINITY
     cdef cnp.ndarray a
@@ -119,6 +141,33 @@ cdef _Output _output(str kind, int pixels, int out_c, bint binary_acc,
     else:
         r.array = np.empty((pixels, (out_c + 63) // 64), np.uint64)
     r.o.out = cnp.PyArray_DATA(<cnp.ndarray>r.array)
+    if sign_bits:
+        if kind != "float":
+            raise ValueError(f"sign_bits needs out='float', got out={kind!r}")
+        if sign_thresholds is not None:
+            a = _need(sign_thresholds, "sign_thresholds", np.float32, 1, (out_c,)); r.keep.append(a)
+            r.o.sign_thr = <const float *>cnp.PyArray_DATA(a)
+            if sign_flip is not None:
+                a = _need(sign_flip, "sign_flip", np.uint8, 1, (out_c,)); r.keep.append(a)
+                r.o.sign_flip = <const uint8_t *>cnp.PyArray_DATA(a)
+        elif sign_flip is not None:
+            raise ValueError("sign_flip needs sign_thresholds")
+        r.bits = np.empty((pixels, (out_c + 63) // 64), np.uint64)
+        r.o.sign_out = <uint64_t *>cnp.PyArray_DATA(<cnp.ndarray>r.bits)
+    elif sign_thresholds is not None or sign_flip is not None:
+        raise ValueError("sign_thresholds / sign_flip need sign_bits=True")
+    if norm is not None:
+        if kind != "float":
+            raise ValueError(f"norm needs out='float', got out={kind!r}")
+        if not isinstance(norm, tuple) or len(norm) != 3:
+            raise ValueError("norm must be a tuple (sub, mul, add) of float32 [out_c] vectors")
+        vecs = [_need(v, f"norm[{i}]", np.float32, 1, (out_c,)) for i, v in enumerate(norm)]
+        r.keep += vecs
+        r.o.norm_sub = <const float *>cnp.PyArray_DATA(<cnp.ndarray>vecs[0])
+        r.o.norm_mul = <const float *>cnp.PyArray_DATA(<cnp.ndarray>vecs[1])
+        r.o.norm_add = <const float *>cnp.PyArray_DATA(<cnp.ndarray>vecs[2])
+        r.normed = np.empty((pixels, out_c), np.float32)
+        r.o.norm_out = <float *>cnp.PyArray_DATA(<cnp.ndarray>r.normed)
     return r
 
 

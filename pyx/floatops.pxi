@@ -71,12 +71,21 @@ def _fdense_dims(batch, in_c, out_c):
 
 def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero",
             out="float", mul=None, bias=None, pixel_scale=None, residual=None,
-            clamp=None, num_threads=1):
+            clamp=None, sign_bits=False,
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Weights-only binary conv: float32 NHWC x times sign(w), w bit-packed
     uint64 [O, KH, KW, words(in_channels)]; zero padding. The XNOR-Net
     per-filter alpha (or one scalar) goes in `mul`. Bits past in_channels in
     the last word are ignored. Returns float32 [N, OH, OW, O] (out='float')
-    or packed uint64 [N, OH, OW, words(O)]."""
+    or packed uint64 [N, OH, OW, words(O)].
+    With sign_bits=True (out='float' only) also returns, in the same pass,
+    the packed signs of the output [.., words(O)]: bit = y < 0, or with
+    float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
+    y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
+    """
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 4)
     _need(w_packed, "w_packed", np.uint64, 4)
@@ -92,7 +101,8 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
           _float_padding(padding))
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
-                             clamp, None, None)
+                             clamp, None, None,
+                             sign_bits, sign_thresholds, sign_flip, norm)
     keep, addr = _scratch(ebnn_wconv2d_scratch_bytes(&call.g), nt)
     call.scratch = <void *><size_t>addr
     call.op = _FOP_WCONV
@@ -100,13 +110,22 @@ def wconv2d(x, in_channels, w_packed, kernel=None, strides=1, padding="same_zero
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w_packed)
     call.o = &r.o
     _frun(&call, nt)
-    return r.array.reshape(n, call.g.out_h, call.g.out_w, -1)
+    return _stage_results(r, (n, call.g.out_h, call.g.out_w))
 
 
 def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
-           residual=None, clamp=None, num_threads=1):
+           residual=None, clamp=None, sign_bits=False,
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Weights-only binary dense: float32 x [B, C] times sign(w), w packed
-    uint64 [O, words(C)]. Returns [B, O] float32 or [B, words(O)] uint64."""
+    uint64 [O, words(C)]. Returns [B, O] float32 or [B, words(O)] uint64.
+    With sign_bits=True (out='float' only) also returns, in the same pass,
+    the packed signs of the output [.., words(O)]: bit = y < 0, or with
+    float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
+    y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
+    """
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 2)
     _need(w_packed, "w_packed", np.uint64, 2)
@@ -116,7 +135,8 @@ def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
         raise ValueError(f"w_packed has {words} words per filter; {c} features need {ebnn_words(c)}")
     _fdense_dims(b, c, o_c)
     cdef _Output r = _output(out, b, o_c, False, mul, bias, pixel_scale, residual,
-                             clamp, None, None)
+                             clamp, None, None,
+                             sign_bits, sign_thresholds, sign_flip, norm)
     cdef _FloatCall call
     call.op = _FOP_WDENSE
     call.batch, call.in_c, call.out_c = b, c, o_c
@@ -124,14 +144,23 @@ def wdense(x, w_packed, out="float", mul=None, bias=None, pixel_scale=None,
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w_packed)
     call.o = &r.o
     _frun(&call, nt)
-    return r.array
+    return _stage_results(r, None)
 
 
 def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
             mul=None, bias=None, clamp=None, residual=None, pixel_scale=None,
-            num_threads=1):
+            sign_bits=False,
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Float conv (first layers): float32 NHWC x, float32 w [O, KH, KW, C],
-    zero padding. Returns [N, OH, OW, O] float32 or [.., words(O)] uint64."""
+    zero padding. Returns [N, OH, OW, O] float32 or [.., words(O)] uint64.
+    With sign_bits=True (out='float' only) also returns, in the same pass,
+    the packed signs of the output [.., words(O)]: bit = y < 0, or with
+    float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
+    y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
+    """
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 4)
     _need(w, "w", np.float32, 4)
@@ -145,7 +174,8 @@ def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
           _float_padding(padding))
     pixels = call.g.n * call.g.out_h * call.g.out_w
     cdef _Output r = _output(out, pixels, o_c, False, mul, bias, pixel_scale, residual,
-                             clamp, None, None)
+                             clamp, None, None,
+                             sign_bits, sign_thresholds, sign_flip, norm)
     keep, addr = _scratch(ebnn_fconv2d_scratch_bytes(&call.g), nt)
     call.scratch = <void *><size_t>addr
     call.op = _FOP_FCONV
@@ -153,13 +183,22 @@ def fconv2d(x, w, kernel=None, strides=1, padding="same_zero", out="float",
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w)
     call.o = &r.o
     _frun(&call, nt)
-    return r.array.reshape(n, call.g.out_h, call.g.out_w, -1)
+    return _stage_results(r, (n, call.g.out_h, call.g.out_w))
 
 
 def fdense(x, w, out="float", mul=None, bias=None, clamp=None, residual=None,
-           pixel_scale=None, num_threads=1):
+           pixel_scale=None, sign_bits=False,
+            sign_thresholds=None, sign_flip=None, norm=None, num_threads=1):
     """Float dense: float32 x [B, C], w [O, C]. Returns [B, O] float32
-    (or [B, words(O)] uint64 with out='bits')."""
+    (or [B, words(O)] uint64 with out='bits').
+    With sign_bits=True (out='float' only) also returns, in the same pass,
+    the packed signs of the output [.., words(O)]: bit = y < 0, or with
+    float32 sign_thresholds t [O] (and uint8 sign_flip [O]) flip ? y > t :
+    y < t; the result is then (output, bits).
+    norm=(sub, mul, add) (float32 [O] each, out='float' only) also returns the
+    batch norm (y - sub) * mul + add of the output, after the output in the
+    tuple, and sign_bits then packs its signs instead.
+    """
     cdef int nt = _threads(num_threads)
     _need(x, "x", np.float32, 2)
     _need(w, "w", np.float32, 2)
@@ -169,7 +208,8 @@ def fdense(x, w, out="float", mul=None, bias=None, clamp=None, residual=None,
         raise ValueError(f"w has {wc} input features but x has {c}")
     _fdense_dims(b, c, o_c)
     cdef _Output r = _output(out, b, o_c, False, mul, bias, pixel_scale, residual,
-                             clamp, None, None)
+                             clamp, None, None,
+                             sign_bits, sign_thresholds, sign_flip, norm)
     cdef _FloatCall call
     call.op = _FOP_FDENSE
     call.batch, call.in_c, call.out_c = b, c, o_c
@@ -177,7 +217,7 @@ def fdense(x, w, out="float", mul=None, bias=None, clamp=None, residual=None,
     call.w = cnp.PyArray_DATA(<cnp.ndarray>w)
     call.o = &r.o
     _frun(&call, nt)
-    return r.array
+    return _stage_results(r, None)
 
 
 cdef object _fspatial(int op, x, window, strides, padding, int nt, bint keep_channels):

@@ -132,6 +132,12 @@ cdef class Plan:
         if self.allocator is not None:
             r.array = self._empty(r.array.shape, r.array.dtype)
             r.o.out = cnp.PyArray_DATA(<cnp.ndarray>r.array)
+            if r.bits is not None:
+                r.bits = self._empty(r.bits.shape, r.bits.dtype)
+                r.o.sign_out = <uint64_t *>cnp.PyArray_DATA(<cnp.ndarray>r.bits)
+            if r.normed is not None:
+                r.normed = self._empty(r.normed.shape, r.normed.dtype)
+                r.o.norm_out = <float *>cnp.PyArray_DATA(<cnp.ndarray>r.normed)
         return r
 
     cdef _need_scratch(self, size_t per_thread):
@@ -142,9 +148,11 @@ cdef class Plan:
 
     def conv(self, kind, name, x, w, int in_c, kernel, strides, padding, out="float",
              mul=None, bias=None, pixel_scale=None, residual=None, clamp=None,
-             thresholds=None, flip=None):
+             thresholds=None, flip=None, sign_bits=False, sign_thresholds=None,
+             sign_flip=None, norm=None):
         """Conv step on NHWC x ([N,H,W,words] uint64 for bconv); returns its
-        output buffer [N, OH, OW, out_c or words]."""
+        output buffer [N, OH, OW, out_c or words] (with norm / sign_bits: the
+        tuple (output, its batch norm, packed signs), see the kernel wrappers)."""
         if kind not in _CONV_KINDS:
             raise ValueError(f"conv kind must be one of {sorted(_CONV_KINDS)}, got {kind!r}")
         cdef ebnn_step *s = self._new(_CONV_KINDS[kind], name)
@@ -160,7 +168,8 @@ cdef class Plan:
         s.w = _data(w, "w", wtype, o_c * kh * kw * (in_c if kind == "fconv" else words))
         pixels = s.g.n * s.g.out_h * s.g.out_w
         cdef _Output r = self._stage_out(_output(out, pixels, o_c, binary, mul, bias,
-                                                 pixel_scale, residual, clamp, thresholds, flip))
+                                                 pixel_scale, residual, clamp, thresholds, flip,
+                                                 sign_bits, sign_thresholds, sign_flip, norm))
         s.o = r.o
         self.keep += [x, w, r]
         if kind == "bconv":
@@ -170,11 +179,13 @@ cdef class Plan:
         else:
             self._need_scratch(ebnn_fconv2d_scratch_bytes(&s.g))
         self.pending = False
-        return r.array.reshape(s.g.n, s.g.out_h, s.g.out_w, -1)
+        return _stage_results(r, (s.g.n, s.g.out_h, s.g.out_w))
 
     def dense(self, kind, name, x, w, int in_c, out="float", mul=None, bias=None,
-              pixel_scale=None, residual=None, clamp=None, thresholds=None, flip=None):
-        """Dense step on x [B, F] (packed words for bdense); returns [B, O or words]."""
+              pixel_scale=None, residual=None, clamp=None, thresholds=None, flip=None,
+              sign_bits=False, sign_thresholds=None, sign_flip=None, norm=None):
+        """Dense step on x [B, F] (packed words for bdense); returns [B, O or words]
+        (with norm / sign_bits: the tuple of the kernel wrappers)."""
         if kind not in _DENSE_KINDS:
             raise ValueError(f"dense kind must be one of {sorted(_DENSE_KINDS)}, got {kind!r}")
         cdef ebnn_step *s = self._new(_DENSE_KINDS[kind], name)
@@ -187,13 +198,14 @@ cdef class Plan:
         s.w = _data(w, "w", np.float32 if kind == "fdense" else np.uint64,
                     o_c * (in_c if kind == "fdense" else words))
         cdef _Output r = self._stage_out(_output(out, b, o_c, binary, mul, bias, pixel_scale,
-                                                 residual, clamp, thresholds, flip))
+                                                 residual, clamp, thresholds, flip,
+                                                 sign_bits, sign_thresholds, sign_flip, norm))
         s.o = r.o
         self.keep += [x, w, r]
         if binary:
             self._need_scratch(ebnn_bdense_scratch_bytes(b, in_c, o_c))
         self.pending = False
-        return r.array
+        return _stage_results(r, None)
 
     def spatial(self, kind, name, x, int channels, window, strides, padding):
         """K map (padding of the conv it scales), float pools or the bits max

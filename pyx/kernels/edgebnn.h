@@ -85,6 +85,22 @@ int ebnn_conv_geom_init(ebnn_conv_geom *g, int n, int in_h, int in_w,
  *       thr != NULL: flip[f] ? acc > thr[f] : acc < thr[f]   (integer, exact)
  *       thr == NULL: v < 0                                   (float compare)
  * mul == NULL means 1, bias == NULL means 0. pixel = (n*out_h + y)*out_w + x.
+ *
+ * EBNN_OUT_FLOAT may also pack the signs of its output for a following
+ * binary op in the same pass: with sign_out != NULL (words [pixels,
+ * words(out_c)], the layout of EBNN_OUT_BITS) it writes, from the value y
+ * stored in out (after the clamp), bit = 1 where:
+ *       sign_thr != NULL: sign_flip && sign_flip[f] ? y > sign_thr[f]
+ *                                                   : y < sign_thr[f]
+ *       sign_thr == NULL: y < 0
+ * (float compares: a NaN gives 0). A per-channel batch norm before the sign
+ * becomes sign_thr / sign_flip (edgebnn/plan.py derives them exactly).
+ * When the batch norm's output is needed as floats too (a K map reads it),
+ * norm_out != NULL stores it, [pixels, out_c]:
+ *       z = (y - norm_sub[f]) * norm_mul[f] + norm_add[f]   (in this order)
+ * and sign_out (if set) then packs the signs of z instead of y. sign_out and
+ * norm_out must be NULL for the other kinds. Word ownership as for
+ * EBNN_OUT_BITS: kernels never split one pixel's word between threads.
  */
 enum { EBNN_OUT_INT32 = 0, EBNN_OUT_FLOAT = 1, EBNN_OUT_BITS = 2 };
 
@@ -97,6 +113,11 @@ typedef struct {
     const int32_t *thr;           /* [out_c] or NULL                         */
     const uint8_t *flip;          /* [out_c], with thr                       */
     void *out;
+    uint64_t *sign_out;           /* FLOAT: packed signs of out, or NULL     */
+    const float *sign_thr;        /* [out_c] or NULL (compare with 0)        */
+    const uint8_t *sign_flip;     /* [out_c] or NULL (no flips), with thr    */
+    float *norm_out;              /* FLOAT: batch norm of out, or NULL       */
+    const float *norm_sub, *norm_mul, *norm_add; /* [out_c] each, with it   */
 } ebnn_output;
 
 /* ------------------------------------------------------- binary conv --- */

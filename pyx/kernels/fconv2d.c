@@ -224,9 +224,9 @@ void ebnn_fdense(int batch, int in_c, int out_c, const float *in,
                  const float *w, const ebnn_output *o, int tid, int nthreads)
 {
     ebnn_fdot_fn dot = ebnn_fdot_select();
-    /* rows when there are enough (always for bits: one writer per word),
-     * otherwise filters (batch-1 GEMV) */
-    int by_rows = o->kind == EBNN_OUT_BITS || batch >= nthreads;
+    /* rows when there are enough (always for bits or sign_out: one writer
+     * per word), otherwise filters (batch-1 GEMV) */
+    int by_rows = o->kind == EBNN_OUT_BITS || o->sign_out || batch >= nthreads;
     int64_t rb = 0, re = batch, fb = 0, fe = out_c;
     if (by_rows)
         ebnn_split(batch, tid, nthreads, &rb, &re);

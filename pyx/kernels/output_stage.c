@@ -82,12 +82,11 @@ static inline uint64_t pack_flags(const uint8_t *flags)
 #endif
 }
 
-/* Merge `bits` (positions [lo, hi) of word `wi`) into the output words of
- * `pixel`; whole words are stored, partial ones read-modify-written. */
-static inline void put_bits(const ebnn_output *o, int out_c, int64_t pixel,
-                            int wi, int lo, int hi, uint64_t bits)
+/* Merge `bits` (positions [lo, hi) of word `wi`) into one pixel's words
+ * `row`; whole words are stored, partial ones read-modify-written. */
+static inline void put_row_bits(uint64_t *row, int out_c, int wi, int lo, int hi,
+                                uint64_t bits)
 {
-    uint64_t *row = (uint64_t *)o->out + pixel * ebnn_words(out_c);
     int nbits = out_c - wi * 64;               /* real bits in this word */
     if (nbits > 64)
         nbits = 64;
@@ -97,6 +96,46 @@ static inline void put_bits(const ebnn_output *o, int out_c, int64_t pixel,
         row[wi] = bits & valid;
     else
         row[wi] = ((row[wi] & ~span) | (bits & span)) & valid;
+}
+
+/* put_row_bits into the EBNN_OUT_BITS output words of `pixel` */
+static inline void put_bits(const ebnn_output *o, int out_c, int64_t pixel,
+                            int wi, int lo, int hi, uint64_t bits)
+{
+    put_row_bits((uint64_t *)o->out + pixel * ebnn_words(out_c), out_c, wi, lo, hi, bits);
+}
+
+/* norm_out: z = (y - sub) * mul + add for filters f0 .. f0+nf */
+static void norm_plain(const ebnn_output *o, int f0, int nf, const float *restrict y,
+                       float *restrict z)
+{
+    for (int i = 0; i < nf; i++)
+        z[i] = (y[i] - o->norm_sub[f0 + i]) * o->norm_mul[f0 + i] + o->norm_add[f0 + i];
+}
+
+/* sign_out of one pixel from its stored floats y (filters f0 .. f0+nf):
+ * the rule of edgebnn.h, one filter at a time */
+static void sign_plain(const ebnn_output *o, int out_c, int64_t pixel, int f0, int nf,
+                       const float *y)
+{
+    uint8_t neg[64];
+    uint64_t *row = o->sign_out + pixel * ebnn_words(out_c);
+    for (int f = f0, end = f0 + nf; f < end;) {
+        int wi = f / 64, lo = f % 64;
+        int hi = (end - wi * 64) < 64 ? end - wi * 64 : 64;
+        memset(neg, 0, sizeof neg);
+        for (int k = f; k < wi * 64 + hi; k++) {
+            float v = y[k - f0];
+            if (!o->sign_thr)
+                neg[k % 64] = v < 0.0f;
+            else if (o->sign_flip && o->sign_flip[k])
+                neg[k % 64] = v > o->sign_thr[k];
+            else
+                neg[k % 64] = v < o->sign_thr[k];
+        }
+        put_row_bits(row, out_c, wi, lo, hi, pack_flags(neg));
+        f = wi * 64 + hi;
+    }
 }
 
 /* bit = flip ? acc > thr : acc < thr, as a select of the operands */
@@ -131,6 +170,13 @@ static void apply_pixel(const ebnn_output *o, int out_c, int64_t pixel, int f0, 
         float *out = (float *)o->out + pixel * out_c + f0;
         stage_values(o, out_c, pixel, f0, nf, ai, af, ps, out);
         clamp_all(out, nf, o->clamp_lo, o->clamp_hi);
+        if (o->kind == EBNN_OUT_FLOAT && o->norm_out) {
+            float *z = o->norm_out + pixel * out_c + f0;
+            norm_plain(o, f0, nf, out, z);
+            out = z;
+        }
+        if (o->sign_out && o->kind == EBNN_OUT_FLOAT)
+            sign_plain(o, out_c, pixel, f0, nf, out);
     } else {
         uint8_t neg[64];
         float v[64];

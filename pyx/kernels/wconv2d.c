@@ -177,9 +177,10 @@ void ebnn_wdense(int batch, int in_c, int out_c, const float *in,
 {
     ebnn_wgemm_fn fn = ebnn_wgemm_select();
     const int64_t words = ebnn_words(in_c), zero = 0;
-    /* split rows when there are enough (and always for bits, whose words
-     * must have one writer); otherwise split filters (batch 1 GEMV) */
-    int by_rows = o->kind == EBNN_OUT_BITS || batch >= nthreads;
+    /* split rows when there are enough (and always for bits or sign_out,
+     * whose words must have one writer); otherwise split filters (batch 1
+     * GEMV) */
+    int by_rows = o->kind == EBNN_OUT_BITS || o->sign_out || batch >= nthreads;
     int64_t rb = 0, re = batch, fb = 0, fe = out_c;
     if (by_rows)
         ebnn_split(batch, tid, nthreads, &rb, &re);
