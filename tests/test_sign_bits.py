@@ -283,6 +283,18 @@ def bireal(rng, pre_bn, widths=(16, 32), size=8, padding="same_one", gamma_zero=
     return net.build()
 
 
+def assert_runs_like_layers(model, x, thread_counts):
+    """the compiled plan's output is bit for bit the unfused layer-by-layer
+    plan's, on every ISA and thread count"""
+    for name in ISAS:
+        with isa(name):
+            for nt in thread_counts:
+                model.threads = nt
+                got = model.run(x)
+                want = np.asarray(model.run_layers(x)[model.plan.output]).reshape(got.shape)
+                assert got.tobytes() == want.tobytes(), f"isa={name} threads={nt}"
+
+
 def test_plan_norm_mode_with_k_scaling():
     """batchnorm -> binary convs with K scaling (the shipped ResNet): the
     stage writes the batchnorm for the K map and packs its signs"""
@@ -304,13 +316,7 @@ def test_plan_norm_mode_with_k_scaling():
     assert not [s for s in steps if "(bitpack)" in s or "(affine)" in s], steps
     assert [s for s in steps if "(kmap)" in s], steps
     xin = rng.standard_normal((3, 8, 8, 3)).astype(np.float32)
-    for name in ISAS:
-        with isa(name):
-            for nt in (1, 2):
-                model.threads = nt
-                got = model.run(xin)
-                want = np.asarray(model.run_layers(xin)[model.plan.output]).reshape(got.shape)
-                assert got.tobytes() == want.tobytes(), f"isa={name} threads={nt}"
+    assert_runs_like_layers(model, xin, (1, 2))
 
 
 @pytest.mark.parametrize("pre_bn,widths,padding,gamma_zero",
@@ -333,10 +339,4 @@ def test_plan_signs_from_output_stage(pre_bn, widths, padding, gamma_zero):
     # gamma 0 with beta < 0 has no threshold: the stage writes the batchnorm
     assert modes == ({"norm"} if gamma_zero else {"thresholds"} if pre_bn else {"sign"}), modes
     x = rng.standard_normal((3,) + tuple(graph.input.shape)).astype(np.float32)
-    for name in ISAS:
-        with isa(name):
-            for nt in (1, 3):
-                model.threads = nt
-                got = model.run(x)
-                want = np.asarray(model.run_layers(x)[model.plan.output]).reshape(got.shape)
-                assert got.tobytes() == want.tobytes(), f"isa={name} threads={nt}"
+    assert_runs_like_layers(model, x, (1, 3))
