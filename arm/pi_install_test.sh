@@ -28,6 +28,7 @@ case "$TARGET" in arm64|armhf) ARCHES=("$TARGET");; all) ARCHES=(arm64 armhf);;
     *) die "usage: $0 [arm64|armhf|all]";; esac
 # shellcheck source=/dev/null
 . "$TOOLS/common.sh"
+# every arch tests the commit HEAD was at the start (HEAD may move meanwhile)
 COMMIT="$(git -C "$REPO" rev-parse --short HEAD)"
 if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]; then
     echo "pi_install_test: note: uncommitted changes are NOT tested (git archive of $COMMIT)" >&2
@@ -92,7 +93,7 @@ prepare_root() {
 copy_source() { # git archive of HEAD -> ROOT/tmp/edgebnn-src
     rm -rf "$ROOT/tmp/edgebnn-src" "$ROOT/tmp/edgebnn-testrun"
     mkdir -p "$ROOT/tmp/edgebnn-src" &&
-    git -C "$REPO" archive --format=tar HEAD | tar -x -C "$ROOT/tmp/edgebnn-src"
+    git -C "$REPO" archive --format=tar "$COMMIT" | tar -x -C "$ROOT/tmp/edgebnn-src"
 }
 
 pip_install() {
