@@ -15,6 +15,7 @@ import numpy as np
 from . import __version__
 from .compact import FLOAT_PARAMS
 from .datasets import DatasetError
+from .format import FLOAT_PARAMS_HELP
 
 def _executor_note(model):
     """Which executor runs the model (and the ISA, for the engine)."""
@@ -291,11 +292,7 @@ def _repack_args(s):
                    help="format version 2: 1 bit per binary weight, one data tensor, "
                         "compressed graph (lossless; needs edgebnn >= this version to read)")
     s.add_argument("--float-params", choices=FLOAT_PARAMS, default="f32",
-                   help="f32: keep float parameters as they are (lossless); f16: round "
-                        "them to float16; int8 / int6 / int5 / int4: float conv/dense weights as "
-                        "that many bits with a scale per output channel, the other float parameters "
-                        "float16 (needs --compact). f16/intN change outputs: measure "
-                        "with edgebnn eval")
+                   help=FLOAT_PARAMS_HELP + ": measure with edgebnn eval")
     s.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
 

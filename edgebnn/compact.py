@@ -39,9 +39,10 @@ ENCODINGS = {
     "Q5": (4, np.dtype("<f4")),
     "Q4": (4, np.dtype("<f4")),
 }
-FLOAT_PARAMS = ("f32", "f16", "int8", "int6", "int5", "int4")
 QUANT_BITS = {"Q8": 8, "Q6": 6, "Q5": 5, "Q4": 4}
 QUANT_LEVELS = {enc: (1 << (b - 1)) - 1 for enc, b in QUANT_BITS.items()}  # values -L..L
+QUANTIZED = {f"int{b}": enc for enc, b in QUANT_BITS.items()}  # float_params -> weight encoding
+FLOAT_PARAMS = ("f32", "f16") + tuple(QUANTIZED)
 
 
 # ------------------------------------------------------------- sizes ---

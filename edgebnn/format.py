@@ -23,12 +23,19 @@ COMPACT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
 FLOAT_PARAMS = v2.FLOAT_PARAMS
 F16_MAX = float(np.finfo(np.float16).max)
-QUANTIZED = {"int8": "Q8", "int6": "Q6", "int5": "Q5", "int4": "Q4"}  # float_params -> weight encoding
+QUANTIZED = v2.QUANTIZED
 # smaller float weight tensors stay float16 under int8..int4 (TF Lite's
 # dynamic-range quantization skips tensors under 1024 elements likewise):
 # they save next to nothing and are often the most sensitive (a 3-channel
 # stem, a 10-class head)
 QUANTIZE_MIN_ELEMENTS = 1024
+# what --float-params means, for every command that writes files (each adds
+# how to measure the effect)
+FLOAT_PARAMS_HELP = (
+    "f32 (default): float parameters as they are (lossless); f16: all of them float16; "
+    "int8 / int6 / int5 / int4: float conv/dense weights of at least "
+    f"{QUANTIZE_MIN_ELEMENTS} values as that many bits with a scale per output channel, "
+    "the other float parameters float16 (needs --compact). f16 and intN change outputs")
 
 
 def _float_weight_roles(graph):

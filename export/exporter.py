@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from edgebnn.compact import FLOAT_PARAMS
+from edgebnn.format import FLOAT_PARAMS_HELP
 
 from .convert import ExportError, convert
 
@@ -353,10 +354,7 @@ def build_parser():
                    help="write format version 2: 1 bit per binary weight, one data tensor, "
                         "compressed graph (lossless; older edgebnn releases cannot read it)")
     p.add_argument("--float-params", choices=FLOAT_PARAMS, default="f32",
-                   help="storage of float parameters: f32 (default, exact), f16 (float16), "
-                        "int8 / int6 / int5 / int4 (float conv/dense weights in that many bits with a scale per "
-                        "output channel, other float parameters float16; need --compact). "
-                        "f16/intN are lossy: the export log reports their effect on "
+                   help=FLOAT_PARAMS_HELP + ": the export log reports their effect on "
                         "the check inputs")
     p.add_argument("--backend", choices=("auto", "numpy"), default="auto",
                    help="ops are checked one by one in numpy; the whole file runs on the "
