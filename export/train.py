@@ -96,6 +96,11 @@ def parse_args(argv=None):
     g.add_argument("--distill-alpha", type=float, default=0.9,
                    help="weight of the teacher term (the labels get 1 - alpha)")
     g.add_argument("--distill-temperature", type=float, default=1.0)
+    g.add_argument("--init-from", default=None, metavar="SOURCE",
+                   help="start from a trained model's weights (a run directory, "
+                        "checkpoint or .keras file; its best checkpoint), copied by "
+                        "layer name where the shapes match: e.g. a binary run from "
+                        "an xnor or float run of the same network (two-step training)")
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, help="run directory")
     g.add_argument("--resume", action="store_true",
@@ -111,6 +116,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.resume and args.force:
         p.error("--resume and --force exclude each other")
+    if args.resume and args.init_from:
+        p.error("--init-from starts a run; a resumed run continues its own weights")
     for name in ("epochs", "batch_size", "limit", "n"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -157,7 +164,9 @@ def recipe_from_args(args, data_dir):
                   "lr_steps": args.lr_steps,
                   "warmup_epochs": args.warmup_epochs,
                   "weight_decay": args.weight_decay, "seed": args.seed,
-                  "teacher": teacher_recipe(args)},
+                  "teacher": teacher_recipe(args),
+                  "init_from": str(Path(args.init_from).resolve())
+                  if args.init_from else None},
     }
 
 
@@ -391,6 +400,9 @@ def main(argv=None):
                           from_logits=True),
                       metrics=["accuracy"])
     optimizer.build(model.trainable_variables)  # so a restore can fill it
+    if args.init_from:
+        from .warmstart import warm_start
+        warm_start(model, args.init_from)
 
     state = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
              "best_acc": tf.Variable(-1.0, dtype=tf.float64, trainable=False)}

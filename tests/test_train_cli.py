@@ -260,3 +260,49 @@ def test_teacher_class_count_must_match(tmp_path):
     m.save(tmp_path / "t.keras")
     with pytest.raises(SystemExit, match="5 outputs"):
         distill.load_teacher(str(tmp_path / "t.keras"), 3)
+
+
+def test_warm_start_copies_same_named_layers():
+    """--init-from's copy: every weighted layer of an xnor ResNet goes into the
+    Bi-Real binary ResNet of the same n (same names and shapes); a wider
+    network keeps its fresh weights where the shapes differ."""
+    from edgebnn_export.warmstart import copy_matching_weights
+    kw = dict(n=1, input_shape=(8, 8, 3), classes=3)
+    src = models.resnet(scheme="xnor", **kw)
+    rng = np.random.default_rng(1)
+    src.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in src.get_weights()])
+    dst = models.resnet(scheme="binary", bireal=True, **kw)
+    copied, skipped = copy_matching_weights(dst, src)
+    assert skipped == [] and len(copied) == len([l for l in dst.layers if l.get_weights()])
+    for name in copied:
+        for a, b in zip(dst.get_layer(name).get_weights(), src.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    wide = models.resnet(scheme="binary", width=2.0, **kw)
+    before = wide.get_layer("s1b1_c1").get_weights()[0].copy()
+    copied, skipped = copy_matching_weights(wide, src)
+    assert ("s1b1_c1", "other weight shapes") in skipped and "s1b1_c1" not in copied
+    np.testing.assert_array_equal(wide.get_layer("s1b1_c1").get_weights()[0], before)
+
+
+def test_init_from_a_trained_run(folder_dataset, tmp_path):
+    """--init-from starts a binary run from an xnor run's weights and records
+    it; a source sharing no layer, a missing one, and --resume are refused."""
+    first, out = tmp_path / "xnor", tmp_path / "binary"
+    assert train.main(folder_args(folder_dataset, first, "--epochs", "1",
+                                  "--scheme", "xnor")) == 0
+    assert train.main(folder_args(folder_dataset, out, "--epochs", "1",
+                                  "--init-from", str(first))) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["recipe"]["train"]["init_from"] == str(first.resolve())
+    assert run["status"] == "done"
+    other = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, name="unrelated")])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(SystemExit, match="no layer of the same name"):
+        train.main(folder_args(folder_dataset, tmp_path / "a", "--epochs", "1",
+                               "--init-from", str(tmp_path / "other.keras")))
+    with pytest.raises(SystemExit, match="no such file"):
+        train.main(folder_args(folder_dataset, tmp_path / "b", "--epochs", "1",
+                               "--init-from", str(tmp_path / "missing")))
+    with pytest.raises(SystemExit):
+        train.main(["--out", str(out), "--resume", "--init-from", str(first)])
