@@ -8,9 +8,10 @@
  *     dot = kh*kw*in_c - 2p                          (valid / same_one)
  *     dot -= sum over padded taps of (in_c - 2 popcount(w_tap))  (same_zero)
  * since a zero-padded tap contributes 0, not the +1 the zero words imply
- * (the sums are cached per border pattern, see pad_fix). */
+ * (the sums are cached per border pattern: bconv2d_padfix.c; the gather is
+ * bconv2d_im2col.c). */
 #include <string.h>
-#include "internal.h"
+#include "bconv2d.h"
 #include "output_stage.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -103,25 +104,6 @@ static int direct_rows(const ebnn_conv_geom *g)
 
 #define BAND_MIN_W 32 /* narrowest output rows worth a GEMM call each */
 
-#define SLOTS 32 /* cached border patterns (3x3 stride 1: 8, 5x5: 24) */
-
-/* Per-thread state for zero padding: corr[t * out_c + f] = in_c -
- * 2 popcount(w_f at tap t), and for recently seen border patterns (the
- * in-image tap box ky0..ky1 x kx0..kx1) base[f] = kh*kw*in_c - sum of corr
- * over the pattern's out-of-image taps, so dot = base[f] - 2 popcount. */
-typedef struct {
-    const ebnn_conv_geom *g;
-    int32_t *corr, *base[SLOTS];
-    uint64_t key[SLOTS]; /* in-image tap box ky0, ky1, kx0, kx1: 16 bits each */
-    int used, next, evicted, last; /* last: the slot found or made last */
-    int skip_rows; /* the GEMM leaves out-of-image kernel rows out (kept_rows) */
-} pad_fix;
-
-static size_t pad_fix_bytes(const ebnn_conv_geom *g)
-{
-    size_t oc = (size_t)g->out_c, taps = (size_t)g->kh * g->kw;
-    return 2 * round64(oc * taps * 4) + SLOTS * round64(oc * 4);
-}
 
 /* Column bands (implicit GEMM) for narrow layers: instead of gathering
  * kh*kw taps per output pixel, gather once per (output column ox, padded
@@ -210,7 +192,7 @@ size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
     else if (!direct_rows(g))
         s += round64((size_t)pb * kw * sizeof(uint64_t));
     if (g->pad_mode == EBNN_PAD_ZERO)
-        s += round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g);
+        s += round64((size_t)pb * sizeof(int32_t *)) + ebnn_pad_fix_bytes(g);
     if (dense_taps(g))
         s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t)) +
              round64((size_t)g->out_c * kw * sizeof(uint64_t));
@@ -222,458 +204,6 @@ size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
 #endif
     return round64(s);
 }
-
-/* popcount of each run of `words` words: out[r] for r < rows */
-static void popcount_rows_portable(const uint64_t *x, int64_t rows, int words, int32_t *out)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        int s = 0;
-        for (int i = 0; i < words; i++)
-            s += __builtin_popcountll(x[r * words + i]);
-        out[r] = s;
-    }
-}
-
-#if defined(__x86_64__)
-/* same, with the popcnt instruction (every x86 ISA above generic has it;
- * the portable builtin is a table lookup in libgcc), or vectorized by the
- * compiler with vpopcntq; rows of 1, 4 and 8 words (64 / 256 / 512 channels) get
- * fixed-length loops */
-static inline __attribute__((always_inline)) void
-popcount_rows_fixed(const uint64_t *x, int64_t rows, int words, int32_t *out)
-{
-#define ROWS_OF(W)                                                            \
-    for (int64_t r = 0; r < rows; r++) {                                      \
-        int s = 0;                                                            \
-        for (int i = 0; i < (W); i++)                                         \
-            s += (int)__builtin_popcountll(x[r * (W) + i]);                   \
-        out[r] = s;                                                           \
-    }
-    if (words == 1) { /* narrow layers (<= 64 channels): one vpopcntq per 8 */
-        ROWS_OF(1)
-    } else if (words == 4) {
-        ROWS_OF(4)
-    } else if (words == 8) {
-        ROWS_OF(8)
-    } else {
-        ROWS_OF(words)
-    }
-#undef ROWS_OF
-}
-
-__attribute__((target("popcnt"))) static void
-popcount_rows_x86(const uint64_t *x, int64_t rows, int words, int32_t *out)
-{
-    popcount_rows_fixed(x, rows, words, out);
-}
-
-EBNN_TARGET_AVX512 static void
-popcount_rows_avx512(const uint64_t *x, int64_t rows, int words, int32_t *out)
-{
-    popcount_rows_fixed(x, rows, words, out);
-}
-#endif
-
-#if defined(__ARM_NEON)
-/* same with cnt on 16 bytes at a time (the portable builtin moves every word
- * to a vector register and back); byte lanes take up to 31 adds of <= 8.
- * Rows of 2, 4, 8 words (<= 512 channels) get fixed-length loops. */
-static inline __attribute__((always_inline)) uint8x16_t cnt_add(uint8x16_t acc, const uint8_t *q)
-{
-    return vaddq_u8(acc, vcntq_u8(vld1q_u8(q)));
-}
-
-static inline __attribute__((always_inline)) int32_t hsum_u8(uint8x16_t acc)
-{
-#if defined(__aarch64__)
-    return vaddlvq_u8(acc);
-#else
-    uint64x2_t t = vpaddlq_u32(vpaddlq_u16(vpaddlq_u8(acc)));
-    return (int32_t)(vgetq_lane_u64(t, 0) + vgetq_lane_u64(t, 1));
-#endif
-}
-
-/* rows of an even words <= 62 */
-static inline __attribute__((always_inline)) void
-popcount_rows_neon_fixed(const uint64_t *x, int64_t rows, const int words, int32_t *out)
-{
-    const uint8_t *q = (const uint8_t *)x;
-    for (int64_t r = 0; r < rows; r++, q += 8 * words) {
-        uint8x16_t acc = vcntq_u8(vld1q_u8(q));
-        for (int i = 2; i < words; i += 2)
-            acc = cnt_add(acc, q + 8 * i);
-        out[r] = hsum_u8(acc);
-    }
-}
-
-static void popcount_rows_neon(const uint64_t *x, int64_t rows, int words, int32_t *out)
-{
-    switch (words) {
-    case 2: popcount_rows_neon_fixed(x, rows, 2, out); return;
-    case 4: popcount_rows_neon_fixed(x, rows, 4, out); return;
-    case 8: popcount_rows_neon_fixed(x, rows, 8, out); return;
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *q = (const uint8_t *)(x + r * words);
-        int32_t s = 0;
-        for (int i = 0; i < words;) {
-            uint8x16_t acc = vdupq_n_u8(0);
-            int end = words - i > 62 ? i + 62 : words;
-            for (; i + 2 <= end; i += 2)
-                acc = cnt_add(acc, q + 8 * i);
-            if (i < end) {
-                acc = vaddq_u8(acc, vcombine_u8(vcnt_u8(vld1_u8(q + 8 * i)), vdup_n_u8(0)));
-                i++;
-            }
-            s += hsum_u8(acc);
-        }
-        out[r] = s;
-    }
-}
-
-#if defined(__aarch64__)
-/* corr[t * oc + f] = in_c - 2 popcount(w_f at tap t) straight in tap-major
- * order, 4 filters per vector (words <= 62: byte lanes hold the sums) */
-static inline __attribute__((always_inline)) void
-corr_neon_fixed(const uint64_t *w, int oc, int taps, const int words, int in_c, int32_t *corr)
-{
-    const int64_t fstride = (int64_t)taps * words;
-    for (int t = 0; t < taps; t++) {
-        int f = 0;
-        for (; f + 4 <= oc; f += 4) {
-            uint16x8_t h[4];
-            for (int k = 0; k < 4; k++) {
-                const uint8_t *q = (const uint8_t *)(w + (f + k) * fstride + (int64_t)t * words);
-                uint8x16_t acc = vdupq_n_u8(0);
-                int i = 0;
-                for (; i + 2 <= words; i += 2)
-                    acc = cnt_add(acc, q + 8 * i);
-                if (i < words)
-                    acc = vaddq_u8(acc, vcombine_u8(vcnt_u8(vld1_u8(q + 8 * i)), vdup_n_u8(0)));
-                h[k] = vpaddlq_u8(acc);
-            }
-            uint32x4_t tot = vpaddlq_u16(vpaddq_u16(vpaddq_u16(h[0], h[1]), vpaddq_u16(h[2], h[3])));
-            vst1q_s32(corr + (int64_t)t * oc + f,
-                      vsubq_s32(vdupq_n_s32(in_c), vshlq_n_s32(vreinterpretq_s32_u32(tot), 1)));
-        }
-        for (; f < oc; f++) {
-            int32_t c;
-            popcount_rows_neon(w + f * fstride + (int64_t)t * words, 1, words, &c);
-            corr[(int64_t)t * oc + f] = in_c - 2 * c;
-        }
-    }
-}
-
-static void corr_neon(const uint64_t *w, int oc, int taps, int words, int in_c,
-                      int32_t *corr)
-{
-    switch (words) { /* constant lengths: the per-filter loops unroll */
-    case 1: corr_neon_fixed(w, oc, taps, 1, in_c, corr); return;
-    case 2: corr_neon_fixed(w, oc, taps, 2, in_c, corr); return;
-    case 4: corr_neon_fixed(w, oc, taps, 4, in_c, corr); return;
-    case 8: corr_neon_fixed(w, oc, taps, 8, in_c, corr); return;
-    }
-    corr_neon_fixed(w, oc, taps, words, in_c, corr);
-}
-#endif
-#endif
-
-static void pad_fix_init(pad_fix *pf, const ebnn_conv_geom *g, const uint64_t *w,
-                         char *s)
-{
-    int taps = g->kh * g->kw, oc = g->out_c;
-    int64_t rows = (int64_t)oc * taps;
-    pf->g = g;
-    pf->corr = (int32_t *)s;
-    s += round64((size_t)rows * 4);
-    int32_t *pc = (int32_t *)s;
-    s += round64((size_t)rows * 4);
-#if defined(__aarch64__)
-    if (ebnn_isa_get() == EBNN_ISA_NEON && ebnn_words(g->in_c) <= 62) {
-        corr_neon(w, oc, taps, ebnn_words(g->in_c), g->in_c, pf->corr);
-        goto bases;
-    }
-#endif
-#if defined(__x86_64__)
-    if (ebnn_isa_get() == EBNN_ISA_AVX512)
-        popcount_rows_avx512(w, rows, ebnn_words(g->in_c), pc);
-    else if (ebnn_isa_get() == EBNN_ISA_AVX2)
-        popcount_rows_x86(w, rows, ebnn_words(g->in_c), pc);
-    else
-#endif
-#if defined(__ARM_NEON)
-    if (ebnn_isa_get() == EBNN_ISA_NEON)
-        popcount_rows_neon(w, rows, ebnn_words(g->in_c), pc);
-    else
-#endif
-        popcount_rows_portable(w, rows, ebnn_words(g->in_c), pc);
-    for (int f = 0; f < oc; f++)
-        for (int t = 0; t < taps; t++)
-            pf->corr[(int64_t)t * oc + f] = g->in_c - 2 * pc[(int64_t)f * taps + t];
-#if defined(__aarch64__)
-bases:
-#endif
-    for (int i = 0; i < SLOTS; i++, s += round64((size_t)oc * 4))
-        pf->base[i] = (int32_t *)s;
-    pf->used = pf->next = pf->evicted = pf->last = 0;
-    pf->skip_rows = 0;
-}
-
-/* Zero padding, kernel rows wholly outside the image: they add nothing, so
- * the GEMM leaves them out (K per pixel = its in-image kernel rows: a
- * contiguous range, as a pixel row is kh runs of kwords/kh words, ky-major,
- * in every gather layout). Then base = kept taps * in_c - corr of the kept
- * out-of-image taps (their zero words count popcount(w) in the GEMM). */
-static void kept_rows(const ebnn_conv_geom *g, int oy, int *ky0, int *ky1)
-{
-    int iy0 = oy * g->stride_h - g->pad_top;
-    *ky0 = iy0 < 0 ? imin(-iy0, g->kh) : 0;
-    *ky1 = g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh;
-    if (*ky1 < *ky0)
-        *ky1 = *ky0;
-}
-
-#if defined(__x86_64__)
-/* b[f] = full - sum of corr over the taps of kernel rows [ka, kb) outside
- * the in-image box key (ky0, ky1, kx0, kx1), 64 filters at a time held in
- * four zmm (the portable loop reloads and stores b once per tap); integer,
- * so the same values in any order */
-EBNN_TARGET_AVX512 static void base_avx512(const ebnn_conv_geom *g, const int32_t *corr,
-                                           const int key[4], int ka, int kb, int32_t full,
-                                           int32_t *b)
-{
-    const int oc = g->out_c;
-    for (int f0 = 0; f0 < oc; f0 += 64) {
-        __mmask16 m[4];
-        __m512i acc[4];
-        for (int v = 0; v < 4; v++) {
-            int left = oc - f0 - 16 * v;
-            m[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-            acc[v] = _mm512_set1_epi32(full);
-        }
-        for (int ky = ka; ky < kb; ky++)
-            for (int kx = 0; kx < g->kw; kx++) {
-                if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
-                    continue;
-                const int32_t *ct = corr + (int64_t)(ky * g->kw + kx) * oc + f0;
-                for (int v = 0; v < 4; v++)
-                    acc[v] = _mm512_sub_epi32(acc[v], _mm512_maskz_loadu_epi32(m[v], ct + 16 * v));
-            }
-        for (int v = 0; v < 4; v++)
-            _mm512_mask_storeu_epi32(b + f0 + 16 * v, m[v], acc[v]);
-    }
-}
-#endif
-
-/* base vector of output pixel (oy, ox), or NULL if all its taps are inside
- * the image */
-static const int32_t *pad_fix_base(pad_fix *pf, int oy, int ox)
-{
-    const ebnn_conv_geom *g = pf->g;
-    int iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-    int key[4] = {iy0 < 0 ? -iy0 : 0, g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh,
-                  ix0 < 0 ? -ix0 : 0, g->in_w - ix0 < g->kw ? g->in_w - ix0 : g->kw};
-    if (key[0] == 0 && key[1] == g->kh && key[2] == 0 && key[3] == g->kw)
-        return NULL;
-    /* one integer compare per cached pattern (a memcmp call each was most
-     * of this function's cost on border-heavy layers such as LeNet's) */
-    uint64_t packed = (uint64_t)(uint16_t)key[0] | (uint64_t)(uint16_t)key[1] << 16 |
-                      (uint64_t)(uint16_t)key[2] << 32 | (uint64_t)(uint16_t)key[3] << 48;
-    /* neighbouring border pixels mostly share a pattern: try the last first */
-    if (pf->used && pf->key[pf->last] == packed)
-        return pf->base[pf->last];
-    for (int i = 0; i < pf->used; i++)
-        if (pf->key[i] == packed) {
-            pf->last = i;
-            return pf->base[i];
-        }
-    int slot = pf->next;
-    pf->next = (pf->next + 1) % SLOTS;
-    if (pf->used < SLOTS)
-        pf->used++;
-    else
-        pf->evicted = 1; /* pointers handed out earlier may now be stale */
-    pf->key[slot] = packed;
-    pf->last = slot;
-    int32_t *restrict b = pf->base[slot], oc = g->out_c;
-    int ka = 0, kb = g->kh; /* the kernel rows the GEMM reads */
-    if (pf->skip_rows)
-        kept_rows(g, oy, &ka, &kb);
-#if defined(__x86_64__)
-    if (ebnn_isa_get() == EBNN_ISA_AVX512) {
-        base_avx512(g, pf->corr, key, ka, kb, (kb - ka) * g->kw * g->in_c, b);
-        return b;
-    }
-#endif
-    for (int f = 0; f < oc; f++)
-        b[f] = (kb - ka) * g->kw * g->in_c;
-    for (int ky = ka; ky < kb; ky++)
-        for (int kx = 0; kx < g->kw; kx++) {
-            if (ky >= key[0] && ky < key[1] && kx >= key[2] && kx < key[3])
-                continue;
-            const int32_t *restrict ct = pf->corr + (int64_t)(ky * g->kw + kx) * oc;
-            for (int f = 0; f < oc; f++)
-                b[f] -= ct[f];
-        }
-    return b;
-}
-
-/* Gather pixels [p0, p0+np) into rows of K words (padded taps: 0 words).
- * A kernel row fully inside the image is one contiguous run of kw*words. */
-/* copy / clear n words; the avx512 build uses masked 512-bit moves, since
- * runs are short (a 3x3 kernel row of 256 channels is 12 words) */
-#define COPY_PLAIN(dst, src, n)                                               \
-    for (int k_ = 0; k_ < (n); k_++)                                          \
-        (dst)[k_] = (src)[k_]
-#define ZERO_PLAIN(dst, n)                                                    \
-    for (int k_ = 0; k_ < (n); k_++)                                          \
-        (dst)[k_] = 0
-#if defined(__x86_64__)
-#define COPY_AVX512(dst, src, n)                                              \
-    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
-        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
-        _mm512_mask_storeu_epi64((dst) + k_, m_,                              \
-                                 _mm512_maskz_loadu_epi64(m_, (src) + k_));   \
-    }
-#define ZERO_AVX512(dst, n)                                                   \
-    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
-        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
-        _mm512_mask_storeu_epi64((dst) + k_, m_, _mm512_setzero_si512());     \
-    }
-#endif
-
-#if defined(__aarch64__)
-/* 4 words per load / store pair (gcc's loop for COPY_PLAIN spends ~25
- * instructions per 12-word run on checks and scalar ends) */
-#define COPY_NEON(dst, src, n)                                                \
-    do {                                                                      \
-        int k_ = 0;                                                           \
-        for (; k_ + 4 <= (n); k_ += 4)                                        \
-            vst1q_u64_x2((dst) + k_, vld1q_u64_x2((src) + k_));               \
-        for (; k_ < (n); k_++)                                                \
-            (dst)[k_] = (src)[k_];                                            \
-    } while (0)
-#define ZERO_NEON(dst, n)                                                     \
-    do {                                                                      \
-        int k_ = 0;                                                           \
-        for (; k_ + 2 <= (n); k_ += 2)                                        \
-            vst1q_u64((dst) + k_, vdupq_n_u64(0));                            \
-        if (k_ < (n))                                                         \
-            (dst)[k_] = 0;                                                    \
-    } while (0)
-#endif
-
-#define IM2COL_BODY(COPY, ZERO, WORDS_K, KW_K)                                \
-    const ebnn_conv_geom gl_ = *gp, *g = &gl_; /* see build_band_body */     \
-    const int words = (WORDS_K) ? (WORDS_K) : ebnn_words(g->in_c);            \
-    const int kwc = (KW_K) ? (KW_K) : g->kw, run = kwc * words;               \
-    int ox = (int)(p0 % g->out_w), oy = (int)((p0 / g->out_w) % g->out_h);    \
-    int64_t n = p0 / ((int64_t)g->out_w * g->out_h);                          \
-    uint64_t *dst = cols;                                                     \
-    for (int i = 0; i < np; i++) {                                            \
-        int iy0 = oy * g->stride_h - g->pad_top;                              \
-        int ix0 = ox * g->stride_w - g->pad_left;                             \
-        int x_inside = ix0 >= 0 && ix0 + kwc <= g->in_w;                      \
-        for (int ky = 0; ky < g->kh; ky++, dst += run) {                      \
-            int iy = iy0 + ky;                                                \
-            if (iy < 0 || iy >= g->in_h) {                                    \
-                ZERO(dst, run);                                               \
-                continue;                                                     \
-            }                                                                 \
-            const uint64_t *row = in + (n * g->in_h + iy) * g->in_w * words;  \
-            if (x_inside) {                                                   \
-                COPY(dst, row + (int64_t)ix0 * words, run);                   \
-            } else {                                                          \
-                for (int kx = 0; kx < kwc; kx++) {                            \
-                    int ix = ix0 + kx;                                        \
-                    if (ix >= 0 && ix < g->in_w) {                            \
-                        COPY(dst + kx * words, row + (int64_t)ix * words, words); \
-                    } else {                                                  \
-                        ZERO(dst + kx * words, words);                        \
-                    }                                                         \
-                }                                                             \
-            }                                                                 \
-        }                                                                     \
-        if (++ox == g->out_w) {                                               \
-            ox = 0;                                                           \
-            if (++oy == g->out_h) {                                           \
-                oy = 0;                                                       \
-                n++;                                                          \
-            }                                                                 \
-        }                                                                     \
-    }
-
-/* The gather is a plain loop, compiled for the vector width of the ISA in
- * use. (The conversion dot = base - 2 popcount is fused into the output
- * stage: ebnn_output_apply_pop_rows.) */
-typedef struct {
-    void (*im2col)(const ebnn_conv_geom *, const uint64_t *, int64_t, int, uint64_t *);
-} conv_helpers;
-
-/* Narrow layers (1-2 words per tap, 3x3 or 5x5) get copies of a constant
- * run length, which compile to a few plain moves: the general masked /
- * looped copy costs more than the data it moves there. */
-#define IM2COL_FIXED(SUFFIX, TARGET, COPY, ZERO, W, K)                        \
-    TARGET static void im2col_##SUFFIX##_##W##x##K(                          \
-        const ebnn_conv_geom *gp, const uint64_t *in, int64_t p0, int np,     \
-        uint64_t *cols)                                                       \
-    {                                                                         \
-        IM2COL_BODY(COPY, ZERO, W, K)                                         \
-    }
-#define HELPERS(SUFFIX, TARGET, COPY, ZERO)                                   \
-    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 1, 3)                \
-    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 3)                \
-    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 1, 5)                \
-    IM2COL_FIXED(SUFFIX, TARGET, COPY_PLAIN, ZERO_PLAIN, 2, 5)                \
-    TARGET static void im2col_##SUFFIX(const ebnn_conv_geom *gp, const uint64_t *in, \
-                                       int64_t p0, int np, uint64_t *cols)    \
-    {                                                                         \
-        int words_ = ebnn_words(gp->in_c);                                    \
-        if (words_ <= 2 && (gp->kw == 3 || gp->kw == 5)) {                    \
-            if (gp->kw == 3)                                                  \
-                (words_ == 1 ? im2col_##SUFFIX##_1x3 : im2col_##SUFFIX##_2x3)(gp, in, p0, np, cols); \
-            else                                                              \
-                (words_ == 1 ? im2col_##SUFFIX##_1x5 : im2col_##SUFFIX##_2x5)(gp, in, p0, np, cols); \
-            return;                                                           \
-        }                                                                     \
-        IM2COL_BODY(COPY, ZERO, 0, 0)                                         \
-    }
-HELPERS(plain, , COPY_PLAIN, ZERO_PLAIN)
-#if defined(__aarch64__)
-HELPERS(neonw, , COPY_NEON, ZERO_NEON)
-IM2COL_FIXED(neon, , COPY_NEON, ZERO_NEON, 4, 3) /* 256 channels, 3x3 */
-static void im2col_neon(const ebnn_conv_geom *g, const uint64_t *in, int64_t p0, int np,
-                        uint64_t *cols)
-{
-    if (ebnn_words(g->in_c) == 4 && g->kw == 3)
-        im2col_neon_4x3(g, in, p0, np, cols);
-    else
-        im2col_neonw(g, in, p0, np, cols);
-}
-#endif
-#if defined(__x86_64__)
-HELPERS(avx2, EBNN_TARGET_AVX2, COPY_PLAIN, ZERO_PLAIN)
-HELPERS(avx512, EBNN_TARGET_AVX512, COPY_AVX512, ZERO_AVX512)
-#endif
-
-static conv_helpers helpers_select(void)
-{
-    switch (ebnn_isa_get()) {
-#if defined(__x86_64__)
-    case EBNN_ISA_AVX512:
-        return (conv_helpers){im2col_avx512};
-    case EBNN_ISA_AVX2:
-        return (conv_helpers){im2col_avx2};
-#endif
-#if defined(__aarch64__)
-    case EBNN_ISA_NEON:
-        return (conv_helpers){im2col_neon};
-#endif
-    default:
-        return (conv_helpers){im2col_plain};
-    }
-}
-
 
 /* Write `count` items of `bits` bits each (item i = the low bits of
  * src[i * stride], higher bits 0) back to back from bit `start` of dst,
@@ -980,7 +510,7 @@ static void build_band(const ebnn_conv_geom *g, const uint64_t *in, const uint64
 
 /* base vectors (zero padding) of pixels [p, p+np); 1 if all are cached
  * (else the caller looks them up per use) */
-static int fill_bases(const ebnn_conv_geom *g, pad_fix *pf, int64_t p, int np,
+static int fill_bases(const ebnn_conv_geom *g, ebnn_pad_fix *pf, int64_t p, int np,
                       const int32_t **bases)
 {
     pf->evicted = 0;
@@ -1003,7 +533,7 @@ static int fill_bases(const ebnn_conv_geom *g, pad_fix *pf, int64_t p, int np,
                 j--;
                 continue;
             }
-            bases[i + j] = pad_fix_base(pf, oy, x);
+            bases[i + j] = ebnn_pad_fix_base(pf, oy, x);
         }
         i += seg;
         ox += seg;
@@ -1030,11 +560,11 @@ static void gemm_rows(const ebnn_conv_geom *g, int skip, const uint64_t *a, int6
     for (int i = 0; i < np;) {
         int64_t q = (p0 + i) / g->out_w;
         int ky0, ky1, n = imin(np - i, g->out_w - (int)((p0 + i) % g->out_w));
-        kept_rows(g, (int)(q % g->out_h), &ky0, &ky1);
+        ebnn_kept_rows(g, (int)(q % g->out_h), &ky0, &ky1);
         /* following output rows with the same kernel rows join the run */
         for (int oy = (int)(q % g->out_h) + 1; i + n < np && oy < g->out_h; oy++) {
             int k0, k1;
-            kept_rows(g, oy, &k0, &k1);
+            ebnn_kept_rows(g, oy, &k0, &k1);
             if (k0 != ky0 || k1 != ky1)
                 break;
             n = imin(np - i, n + g->out_w);
@@ -1049,7 +579,7 @@ static void gemm_rows(const ebnn_conv_geom *g, int skip, const uint64_t *a, int6
  * stage; int32 output is produced in place in the output array. */
 static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
                                int64_t lda, int64_t p0, int np,
-                               const int32_t *const *bases, pad_fix *pf,
+                               const int32_t *const *bases, ebnn_pad_fix *pf,
                                const uint64_t *w, int fa, int fb, int32_t *acc,
                                const ebnn_output *o, ebnn_bgemm_fn gemm, int skip)
 {
@@ -1067,7 +597,7 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
         }
         for (int i = 0; i < np; i++) { /* rare: more border patterns than the cache holds */
             int64_t p = p0 + i;
-            const int32_t *base = pad_fix_base(pf, (int)((p / g->out_w) % g->out_h), (int)(p % g->out_w));
+            const int32_t *base = ebnn_pad_fix_base(pf, (int)((p / g->out_w) % g->out_h), (int)(p % g->out_w));
             ebnn_output_apply_pop_rows(o, g->out_c, p, 1, f0, nf, c + i * ldc, ldc, kreal, &base);
         }
     }
@@ -1245,22 +775,22 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
     if (clip_fits(g) && clip_isa()) {
         clip_weights cw;
-        uint64_t *vs = (uint64_t *)(s + round64((size_t)pb * sizeof(int32_t *)) + pad_fix_bytes(g));
+        uint64_t *vs = (uint64_t *)(s + round64((size_t)pb * sizeof(int32_t *)) + ebnn_pad_fix_bytes(g));
         clip_weights_init(g, w, fa, fb, vs, &cw);
         for (int64_t p = p0; p < p1; p += pb)
             clip_block(g, in, p, (int)(p1 - p < pb ? p1 - p : pb), &cw, cols, acc, fa, fb, o,
                        gemm);
         return;
     }
-    conv_helpers h = helpers_select();
-    pad_fix pf;
+    ebnn_im2col_fn im2col = ebnn_im2col_select();
+    ebnn_pad_fix pf;
     const int32_t **bases = NULL;
-    int skip = 0; /* see kept_rows */
+    int skip = 0; /* see ebnn_kept_rows */
     if (g->pad_mode == EBNN_PAD_ZERO) {
         bases = (const int32_t **)s;
         s += round64((size_t)pb * sizeof(*bases));
-        pad_fix_init(&pf, g, w, s);
-        s += pad_fix_bytes(g);
+        ebnn_pad_fix_init(&pf, g, w, s);
+        s += ebnn_pad_fix_bytes(g);
         pf.skip_rows = skip = !direct;
     }
     const uint64_t *wg = w; /* the weights the GEMM reads */
@@ -1303,7 +833,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
             if (streams)
                 dense_im2col(g, streams, p, np, cols);
             else
-                h.im2col(g, in, p, np, cols);
+                im2col(g, in, p, np, cols);
             /* base vectors looked up once per block, unless the block has
              * more border patterns than the cache holds: then per use */
             int cached = bases ? fill_bases(g, &pf, p, np, bases) : 0;
