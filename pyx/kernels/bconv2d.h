@@ -7,95 +7,9 @@
 #include "internal.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
-/* copy / clear n words; the avx512 build uses masked 512-bit moves, since
- * runs are short (a 3x3 kernel row of 256 channels is 12 words) */
-#define COPY_PLAIN(dst, src, n)                                               \
-    for (int k_ = 0; k_ < (n); k_++)                                          \
-        (dst)[k_] = (src)[k_]
-#define ZERO_PLAIN(dst, n)                                                    \
-    for (int k_ = 0; k_ < (n); k_++)                                          \
-        (dst)[k_] = 0
-#if defined(__x86_64__)
-#define COPY_AVX512(dst, src, n)                                              \
-    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
-        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
-        _mm512_mask_storeu_epi64((dst) + k_, m_,                              \
-                                 _mm512_maskz_loadu_epi64(m_, (src) + k_));   \
-    }
-#define ZERO_AVX512(dst, n)                                                   \
-    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
-        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
-        _mm512_mask_storeu_epi64((dst) + k_, m_, _mm512_setzero_si512());     \
-    }
-#endif
-
-#if defined(__aarch64__)
-/* 4 words per load / store pair (gcc's loop for COPY_PLAIN spends ~25
- * instructions per 12-word run on checks and scalar ends) */
-#define COPY_NEON(dst, src, n)                                                \
-    do {                                                                      \
-        int k_ = 0;                                                           \
-        for (; k_ + 4 <= (n); k_ += 4)                                        \
-            vst1q_u64_x2((dst) + k_, vld1q_u64_x2((src) + k_));               \
-        for (; k_ < (n); k_++)                                                \
-            (dst)[k_] = (src)[k_];                                            \
-    } while (0)
-#define ZERO_NEON(dst, n)                                                     \
-    do {                                                                      \
-        int k_ = 0;                                                           \
-        for (; k_ + 2 <= (n); k_ += 2)                                        \
-            vst1q_u64((dst) + k_, vdupq_n_u64(0));                            \
-        if (k_ < (n))                                                         \
-            (dst)[k_] = 0;                                                    \
-    } while (0)
-#endif
-
 #endif
 #if defined(__ARM_NEON)
 #include <arm_neon.h>
-/* copy / clear n words; the avx512 build uses masked 512-bit moves, since
- * runs are short (a 3x3 kernel row of 256 channels is 12 words) */
-#define COPY_PLAIN(dst, src, n)                                               \
-    for (int k_ = 0; k_ < (n); k_++)                                          \
-        (dst)[k_] = (src)[k_]
-#define ZERO_PLAIN(dst, n)                                                    \
-    for (int k_ = 0; k_ < (n); k_++)                                          \
-        (dst)[k_] = 0
-#if defined(__x86_64__)
-#define COPY_AVX512(dst, src, n)                                              \
-    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
-        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
-        _mm512_mask_storeu_epi64((dst) + k_, m_,                              \
-                                 _mm512_maskz_loadu_epi64(m_, (src) + k_));   \
-    }
-#define ZERO_AVX512(dst, n)                                                   \
-    for (int k_ = 0; k_ < (n); k_ += 8) {                                     \
-        __mmask8 m_ = (n) - k_ >= 8 ? 0xFF : (__mmask8)((1u << ((n) - k_)) - 1); \
-        _mm512_mask_storeu_epi64((dst) + k_, m_, _mm512_setzero_si512());     \
-    }
-#endif
-
-#if defined(__aarch64__)
-/* 4 words per load / store pair (gcc's loop for COPY_PLAIN spends ~25
- * instructions per 12-word run on checks and scalar ends) */
-#define COPY_NEON(dst, src, n)                                                \
-    do {                                                                      \
-        int k_ = 0;                                                           \
-        for (; k_ + 4 <= (n); k_ += 4)                                        \
-            vst1q_u64_x2((dst) + k_, vld1q_u64_x2((src) + k_));               \
-        for (; k_ < (n); k_++)                                                \
-            (dst)[k_] = (src)[k_];                                            \
-    } while (0)
-#define ZERO_NEON(dst, n)                                                     \
-    do {                                                                      \
-        int k_ = 0;                                                           \
-        for (; k_ + 2 <= (n); k_ += 2)                                        \
-            vst1q_u64((dst) + k_, vdupq_n_u64(0));                            \
-        if (k_ < (n))                                                         \
-            (dst)[k_] = 0;                                                    \
-    } while (0)
-#endif
-
 #endif
 
 #define EBNN_PAD_FIX_SLOTS 32 /* cached border patterns (3x3 stride 1: 8, 5x5: 24) */
@@ -129,7 +43,8 @@ typedef void (*ebnn_im2col_fn)(const ebnn_conv_geom *g, const uint64_t *in, int6
                                int np, uint64_t *cols);
 ebnn_im2col_fn ebnn_im2col_select(void);
 
-/* copy / clear n words; the avx512 build uses masked 512-bit moves, since
+/* copy / clear n words (the gathers of bconv2d_im2col.c and bconv2d.c's
+ * clipped taps); the avx512 build uses masked 512-bit moves, since
  * runs are short (a 3x3 kernel row of 256 channels is 12 words) */
 #define COPY_PLAIN(dst, src, n)                                               \
     for (int k_ = 0; k_ < (n); k_++)                                          \
