@@ -48,8 +48,8 @@ def accuracy(y_true, y_pred):
 def load_teacher(source, classes):
     """A trained model (what `edgebnn export` takes: a run directory, a
     checkpoint, a .keras file), frozen; its output must be `classes` logits."""
-    from .exporter import load_source
-    teacher, _ = load_source(source, "best")
+    from .exporter import load_trained
+    teacher = load_trained(source, "--teacher")
     teacher.trainable = False
     out = teacher.outputs[0].shape[-1]
     if out != classes:

@@ -158,6 +158,16 @@ def load_source(source, checkpoint=None, recipe=None):
     return _load_model_file(source), run
 
 
+def load_trained(source, option):
+    """The model of a trained source that a training option names (--teacher,
+    --init-from): its best checkpoint; a refusal exits naming the option."""
+    try:
+        model, _ = load_source(str(source), "best")
+    except ExportError as e:
+        raise SystemExit(f"{option}: {e}") from None
+    return model
+
+
 # ------------------------------------------------- labels, preprocessing --
 def input_spec(model_shape, run, dataset, args):
     """(preprocess dict or None, labels or None) from run.json, dataset

@@ -38,11 +38,8 @@ def warm_start(model, source_path):
     """Loads a trained model (a run directory, checkpoint or .keras file:
     its best checkpoint) and copies its matching weights into `model`.
     Refuses a source that matches no layer (most likely the wrong file)."""
-    from .exporter import ExportError, load_source
-    try:
-        source, _ = load_source(str(source_path), "best")
-    except ExportError as e:
-        raise SystemExit(f"--init-from: {e}") from None
+    from .exporter import load_trained
+    source = load_trained(source_path, "--init-from")
     copied, skipped = copy_matching_weights(model, source)
     if not copied:
         raise SystemExit(f"--init-from {source_path}: no layer of the same name and "

@@ -260,6 +260,8 @@ def test_teacher_class_count_must_match(tmp_path):
     m.save(tmp_path / "t.keras")
     with pytest.raises(SystemExit, match="5 outputs"):
         distill.load_teacher(str(tmp_path / "t.keras"), 3)
+    with pytest.raises(SystemExit, match="--teacher: .*no such file"):
+        distill.load_teacher(str(tmp_path / "missing"), 3)
 
 
 def test_warm_start_copies_same_named_layers():
