@@ -42,8 +42,6 @@ ebnn_bgemm_fn ebnn_bgemm_select(void)
     }
 }
 
-static inline size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* pixels per im2col block: the SIMD GEMMs repack their filters on every
  * call, so a block should be large (ideally a thread's whole share), yet
@@ -146,7 +144,7 @@ static int band_mode(const ebnn_conv_geom *g)
 
 static void clip(int i0, int k, int n, int *k0, int *k1)
 {
-    *k0 = i0 < 0 ? imin(-i0, k) : 0;
+    *k0 = i0 < 0 ? ebnn_imin(-i0, k) : 0;
     *k1 = n - i0 < k ? n - i0 : k;
     if (*k1 < *k0)
         *k1 = *k0;
@@ -186,23 +184,23 @@ size_t ebnn_bconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     int64_t kw = conv_kwords(g);
     int pb = pixel_block(kw, (int64_t)g->n * g->out_h * g->out_w);
-    size_t s = round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
+    size_t s = ebnn_round64((size_t)pb * ebnn_imin(g->out_c, FB) * sizeof(int32_t));
     if (band_mode(g))
-        s += round64((size_t)band_words(g) * sizeof(uint64_t));
+        s += ebnn_round64((size_t)band_words(g) * sizeof(uint64_t));
     else if (!direct_rows(g))
-        s += round64((size_t)pb * kw * sizeof(uint64_t));
+        s += ebnn_round64((size_t)pb * kw * sizeof(uint64_t));
     if (g->pad_mode == EBNN_PAD_ZERO)
-        s += round64((size_t)pb * sizeof(int32_t *)) + ebnn_pad_fix_bytes(g);
+        s += ebnn_round64((size_t)pb * sizeof(int32_t *)) + ebnn_pad_fix_bytes(g);
     if (dense_taps(g))
-        s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t)) +
-             round64((size_t)g->out_c * kw * sizeof(uint64_t));
+        s += ebnn_round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t)) +
+             ebnn_round64((size_t)g->out_c * kw * sizeof(uint64_t));
     if (clip_fits(g))
-        s += (MAX_XR - 1) * round64((size_t)g->out_c * kw * sizeof(uint64_t));
+        s += (MAX_XR - 1) * ebnn_round64((size_t)g->out_c * kw * sizeof(uint64_t));
 #if defined(__ARM_NEON)
     if (ebnn_bconv2d_taps_fits(g) && ebnn_bconv2d_taps_scratch_bytes(g) > s)
         s = ebnn_bconv2d_taps_scratch_bytes(g); /* either path may run (ISA set later) */
 #endif
-    return round64(s);
+    return ebnn_round64(s);
 }
 
 /* Write `count` items of `bits` bits each (item i = the low bits of
@@ -328,7 +326,7 @@ static void dense_streams(const ebnn_conv_geom *g, const uint64_t *in, int64_t p
         if (n != last_n)
             done = 0;
         last_n = n;
-        int lo = iy0 > done ? iy0 : done, hi = imin(iy0 + g->kh, g->in_h);
+        int lo = iy0 > done ? iy0 : done, hi = ebnn_imin(iy0 + g->kh, g->in_h);
         for (int iy = lo < 0 ? 0 : lo; iy < hi; iy++) {
             int64_t r = n * g->in_h + iy;
             pack_run(streams + r * sw, sw, (int64_t)g->pad_left * g->in_c,
@@ -518,16 +516,16 @@ static int fill_bases(const ebnn_conv_geom *g, ebnn_pad_fix *pf, int64_t p, int 
     /* output columns [xa, xb) have every kernel column inside the image */
     int xa = (g->pad_left + g->stride_w - 1) / g->stride_w;
     int xb = g->in_w - g->kw + g->pad_left < 0 ? 0 : (g->in_w - g->kw + g->pad_left) / g->stride_w + 1;
-    xb = imin(xb, g->out_w);
+    xb = ebnn_imin(xb, g->out_w);
     for (int i = 0; i < np;) { /* one output row's segment at a time */
-        int seg = imin(np - i, g->out_w - ox), iy0 = oy * g->stride_h - g->pad_top;
+        int seg = ebnn_imin(np - i, g->out_w - ox), iy0 = oy * g->stride_h - g->pad_top;
         int a = xa, b = xb; /* inside columns of this row */
         if (iy0 < 0 || iy0 + g->kh > g->in_h)
             a = b = 0;
         for (int j = 0; j < seg; j++) {
             int x = ox + j;
             if (x >= a && x < b) { /* the inside run: no lookups */
-                int e = imin(b, ox + seg);
+                int e = ebnn_imin(b, ox + seg);
                 for (; x < e; x++, j++)
                     bases[i + j] = NULL;
                 j--;
@@ -559,7 +557,7 @@ static void gemm_rows(const ebnn_conv_geom *g, int skip, const uint64_t *a, int6
     const int64_t rw = kwords / g->kh;
     for (int i = 0; i < np;) {
         int64_t q = (p0 + i) / g->out_w;
-        int ky0, ky1, n = imin(np - i, g->out_w - (int)((p0 + i) % g->out_w));
+        int ky0, ky1, n = ebnn_imin(np - i, g->out_w - (int)((p0 + i) % g->out_w));
         ebnn_kept_rows(g, (int)(q % g->out_h), &ky0, &ky1);
         /* following output rows with the same kernel rows join the run */
         for (int oy = (int)(q % g->out_h) + 1; i + n < np && oy < g->out_h; oy++) {
@@ -567,7 +565,7 @@ static void gemm_rows(const ebnn_conv_geom *g, int skip, const uint64_t *a, int6
             ebnn_kept_rows(g, oy, &k0, &k1);
             if (k0 != ky0 || k1 != ky1)
                 break;
-            n = imin(np - i, n + g->out_w);
+            n = ebnn_imin(np - i, n + g->out_w);
         }
         gemm(n, nf, (int)((ky1 - ky0) * rw), a + i * lda + ky0 * rw, lda, w + ky0 * rw,
              kwords, c + i * ldc, ldc);
@@ -587,7 +585,7 @@ static void rows_times_filters(const ebnn_conv_geom *g, const uint64_t *a,
     int32_t kreal = g->kh * g->kw * g->in_c;
     int direct_out = o->kind == EBNN_OUT_INT32;
     for (int f0 = fa; f0 < fb; f0 += FB) {
-        int nf = imin(FB, fb - f0);
+        int nf = ebnn_imin(FB, fb - f0);
         int32_t *c = direct_out ? (int32_t *)o->out + p0 * g->out_c + f0 : acc;
         int64_t ldc = direct_out ? g->out_c : nf;
         gemm_rows(g, skip, a, lda, p0, np, w + (int64_t)f0 * kwords, nf, kwords, c, ldc, gemm);
@@ -618,7 +616,7 @@ static void share(int64_t pixels, int out_c, int tid, int nthreads,
         *p0 = 0;
         *p1 = pixels;
         *f0 = (int)(b * 64);
-        *f1 = imin((int)(e * 64), out_c);
+        *f1 = ebnn_imin((int)(e * 64), out_c);
     }
 }
 
@@ -636,7 +634,7 @@ static void clip_weights_init(const ebnn_conv_geom *g, const uint64_t *w, int fa
     const int64_t kwords = conv_kwords(g);
     cw->nx = ranges(g->out_w, g->stride_w, g->pad_left, g->kw, g->in_w, cw->x);
     cw->w[0] = w;
-    for (int v = 1; v < cw->nx; v++, s += round64((size_t)g->out_c * kwords * 8) / 8) {
+    for (int v = 1; v < cw->nx; v++, s += ebnn_round64((size_t)g->out_c * kwords * 8) / 8) {
         int nx = cw->x[v][1] - cw->x[v][0];
         const int64_t run = (int64_t)nx * words;
         for (int64_t r = (int64_t)fa * g->kh; r < (int64_t)fb * g->kh; r++)
@@ -712,7 +710,7 @@ static void clip_block(const ebnn_conv_geom *gp, const uint64_t *in, int64_t p0,
         }
     }
     for (int f0 = fa; f0 < fb; f0 += FB) {
-        int nf = imin(FB, fb - f0);
+        int nf = ebnn_imin(FB, fb - f0);
         for (int c = 0; c < ncls; c++) {
             int nx = cw->x[key[c][2]][1] - cw->x[key[c][2]][0];
             int64_t rw = (int64_t)nx * words, ldb = g->kh * rw;
@@ -765,17 +763,17 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     int64_t kwords = conv_kwords(g);
     int pb = pixel_block(kwords, pixels), direct = direct_rows(g);
     int32_t *acc = (int32_t *)s;
-    s += round64((size_t)pb * imin(g->out_c, FB) * sizeof(int32_t));
+    s += ebnn_round64((size_t)pb * ebnn_imin(g->out_c, FB) * sizeof(int32_t));
     uint64_t *cols = (uint64_t *)s;
     int band = band_mode(g);
     if (band)
-        s += round64((size_t)band_words(g) * sizeof(uint64_t));
+        s += ebnn_round64((size_t)band_words(g) * sizeof(uint64_t));
     else if (!direct)
-        s += round64((size_t)pb * kwords * sizeof(uint64_t));
+        s += ebnn_round64((size_t)pb * kwords * sizeof(uint64_t));
     ebnn_bgemm_fn gemm = ebnn_bgemm_select();
     if (clip_fits(g) && clip_isa()) {
         clip_weights cw;
-        uint64_t *vs = (uint64_t *)(s + round64((size_t)pb * sizeof(int32_t *)) + ebnn_pad_fix_bytes(g));
+        uint64_t *vs = (uint64_t *)(s + ebnn_round64((size_t)pb * sizeof(int32_t *)) + ebnn_pad_fix_bytes(g));
         clip_weights_init(g, w, fa, fb, vs, &cw);
         for (int64_t p = p0; p < p1; p += pb)
             clip_block(g, in, p, (int)(p1 - p < pb ? p1 - p : pb), &cw, cols, acc, fa, fb, o,
@@ -788,7 +786,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     int skip = 0; /* see ebnn_kept_rows */
     if (g->pad_mode == EBNN_PAD_ZERO) {
         bases = (const int32_t **)s;
-        s += round64((size_t)pb * sizeof(*bases));
+        s += ebnn_round64((size_t)pb * sizeof(*bases));
         ebnn_pad_fix_init(&pf, g, w, s);
         s += ebnn_pad_fix_bytes(g);
         pf.skip_rows = skip = !direct;
@@ -797,7 +795,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
     uint64_t *streams = NULL;
     if (dense_taps(g)) {
         streams = (uint64_t *)s;
-        s += round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t));
+        s += ebnn_round64((size_t)g->n * g->in_h * stream_words(g) * sizeof(uint64_t));
         dense_weights(g, w, (uint64_t *)s);
         wg = (const uint64_t *)s;
         dense_streams(g, in, p0, p1, streams);
@@ -808,7 +806,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
         for (int64_t p = p0; p < p1;) {
             int64_t n = p / hw;
             int oy = (int)((p / g->out_w) % g->out_h), ox = (int)(p % g->out_w);
-            int np = imin(imin((int)(p1 - p < g->out_w ? p1 - p : g->out_w), g->out_w - ox), pb);
+            int np = ebnn_imin(ebnn_imin((int)(p1 - p < g->out_w ? p1 - p : g->out_w), g->out_w - ox), pb);
             if (n != built) { /* the band rows this thread's pixels of image n read */
                 int64_t last = (p1 < (n + 1) * hw ? p1 : (n + 1) * hw) - 1;
                 int oy1 = (int)((last / g->out_w) % g->out_h);
@@ -848,7 +846,7 @@ void ebnn_bconv2d(const ebnn_conv_geom *g, const uint64_t *in,
 size_t ebnn_bdense_scratch_bytes(int batch, int in_c, int out_c)
 {
     (void)in_c;
-    return round64((size_t)imin(batch, 120) * imin(out_c, FB) * sizeof(int32_t));
+    return ebnn_round64((size_t)ebnn_imin(batch, 120) * ebnn_imin(out_c, FB) * sizeof(int32_t));
 }
 
 void ebnn_bdense(int batch, int in_c, int out_c, const uint64_t *in,

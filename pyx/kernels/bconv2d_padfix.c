@@ -11,13 +11,10 @@
 #include <arm_neon.h>
 #endif
 
-static inline size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
-
 size_t ebnn_pad_fix_bytes(const ebnn_conv_geom *g)
 {
     size_t oc = (size_t)g->out_c, taps = (size_t)g->kh * g->kw;
-    return 2 * round64(oc * taps * 4) + EBNN_PAD_FIX_SLOTS * round64(oc * 4);
+    return 2 * ebnn_round64(oc * taps * 4) + EBNN_PAD_FIX_SLOTS * ebnn_round64(oc * 4);
 }
 
 /* popcount of each run of `words` words: out[r] for r < rows */
@@ -182,9 +179,9 @@ void ebnn_pad_fix_init(ebnn_pad_fix *pf, const ebnn_conv_geom *g, const uint64_t
     int64_t rows = (int64_t)oc * taps;
     pf->g = g;
     pf->corr = (int32_t *)s;
-    s += round64((size_t)rows * 4);
+    s += ebnn_round64((size_t)rows * 4);
     int32_t *pc = (int32_t *)s;
-    s += round64((size_t)rows * 4);
+    s += ebnn_round64((size_t)rows * 4);
 #if defined(__aarch64__)
     if (ebnn_isa_get() == EBNN_ISA_NEON && ebnn_words(g->in_c) <= 62) {
         corr_neon(w, oc, taps, ebnn_words(g->in_c), g->in_c, pf->corr);
@@ -210,7 +207,7 @@ void ebnn_pad_fix_init(ebnn_pad_fix *pf, const ebnn_conv_geom *g, const uint64_t
 #if defined(__aarch64__)
 bases:
 #endif
-    for (int i = 0; i < EBNN_PAD_FIX_SLOTS; i++, s += round64((size_t)oc * 4))
+    for (int i = 0; i < EBNN_PAD_FIX_SLOTS; i++, s += ebnn_round64((size_t)oc * 4))
         pf->base[i] = (int32_t *)s;
     pf->used = pf->next = pf->evicted = pf->last = 0;
     pf->skip_rows = 0;
@@ -224,7 +221,7 @@ bases:
 void ebnn_kept_rows(const ebnn_conv_geom *g, int oy, int *ky0, int *ky1)
 {
     int iy0 = oy * g->stride_h - g->pad_top;
-    *ky0 = iy0 < 0 ? imin(-iy0, g->kh) : 0;
+    *ky0 = iy0 < 0 ? ebnn_imin(-iy0, g->kh) : 0;
     *ky1 = g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh;
     if (*ky1 < *ky0)
         *ky1 = *ky0;

@@ -60,10 +60,6 @@ int ebnn_bconv2d_taps_fits(const ebnn_conv_geom *g)
            g->stride_h == g->stride_w && (g->stride_w == 1 || g->stride_w == 2);
 }
 
-static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
-
 static int padded_filters(const ebnn_conv_geom *g)
 {
     int fg = group_filters(g->in_c);
@@ -73,35 +69,35 @@ static int padded_filters(const ebnn_conv_geom *g)
 /* the zero-padded image every window lies in: pw words per row, ph rows */
 static int pad_w(const ebnn_conv_geom *g)
 {
-    return imax((g->out_w - 1) * g->stride_w + 3, g->pad_left + g->in_w);
+    return ebnn_imax((g->out_w - 1) * g->stride_w + 3, g->pad_left + g->in_w);
 }
 
 static int pad_h(const ebnn_conv_geom *g)
 {
-    return imax((g->out_h - 1) * g->stride_h + 3, g->pad_top + g->in_h);
+    return ebnn_imax((g->out_h - 1) * g->stride_h + 3, g->pad_top + g->in_h);
 }
 
 /* scratch: repacked weights | same_zero tap corrections | popcounts of
  * PIX_BLOCK pixels | one padded image */
 static size_t wk_bytes(const ebnn_conv_geom *g)
 {
-    return round64((size_t)padded_filters(g) * TAPS * g->in_c / 8);
+    return ebnn_round64((size_t)padded_filters(g) * TAPS * g->in_c / 8);
 }
 
 static size_t cz_bytes(const ebnn_conv_geom *g) /* tap corrections + pattern sums */
 {
-    return round64((size_t)padded_filters(g) * (TAPS + PATTERNS) * 4);
+    return ebnn_round64((size_t)padded_filters(g) * (TAPS + PATTERNS) * 4);
 }
 
 static size_t acc_bytes(const ebnn_conv_geom *g)
 {
-    return round64((size_t)PIX_BLOCK * padded_filters(g) * 4);
+    return ebnn_round64((size_t)PIX_BLOCK * padded_filters(g) * 4);
 }
 
 size_t ebnn_bconv2d_taps_scratch_bytes(const ebnn_conv_geom *g)
 {
     size_t pad = g->pad_mode == EBNN_PAD_VALID ? 0 : (size_t)pad_h(g) * pad_w(g) * 8;
-    return wk_bytes(g) + cz_bytes(g) + acc_bytes(g) + round64(pad);
+    return wk_bytes(g) + cz_bytes(g) + acc_bytes(g) + ebnn_round64(pad);
 }
 
 /* the pixel's in_c bits in every lane */
@@ -294,7 +290,7 @@ AI void pixels(const ebnn_conv_geom *g, const uint64_t *rows, int64_t rs, int r0
         const uint8_t *wg = wk + (size_t)grp * TAPS * G * 16;
         int ox = (int)(p % g->out_w), oy = (int)(p / g->out_w % g->out_h);
         for (int i = 0; i < np;) {
-            int seg = imin(np - i, g->out_w - ox);
+            int seg = ebnn_imin(np - i, g->out_w - ox);
             run_row(rows + (int64_t)(oy - r0) * S * rs, rs, ox, ox + seg, wg,
                     dst + (int64_t)i * ldd + grp * FG, ldd, L, S);
             i += seg;
@@ -369,18 +365,18 @@ static void fix_border(const ebnn_conv_geom *gp, int64_t p, int np, const int32_
     const int pad_left = gp->pad_left, pad_top = gp->pad_top, out_h = gp->out_h;
     /* output columns [xa, xb) have every kernel column inside the image */
     const int xa = (pad_left + S - 1) / S;
-    const int xb = imin(in_w - 3 + pad_left < 0 ? 0 : (in_w - 3 + pad_left) / S + 1, out_w);
+    const int xb = ebnn_imin(in_w - 3 + pad_left < 0 ? 0 : (in_w - 3 + pad_left) / S + 1, out_w);
     int ox = (int)(p % out_w), oy = (int)(p / out_w % out_h);
     for (int i = 0; i < np;) {
-        int seg = imin(np - i, out_w - ox), iy0 = oy * S - pad_top;
-        unsigned rows = kept3(imax(-iy0, 0), imin(in_h - iy0, 3));
+        int seg = ebnn_imin(np - i, out_w - ox), iy0 = oy * S - pad_top;
+        unsigned rows = kept3(ebnn_imax(-iy0, 0), ebnn_imin(in_h - iy0, 3));
         /* kept taps of the rows: bit ky*3 + kx */
         unsigned rowbits = (rows & 1 ? 7u : 0) | (rows & 2 ? 7u << 3 : 0) | (rows & 4 ? 7u << 6 : 0);
         int32_t *d = dst + (int64_t)i * ldd; /* column ox of this row */
         /* columns [a, b) have all kernel columns inside: one pattern for the
          * row (none if all its kernel rows are inside too); the others are
          * the few left / right border columns */
-        int e = ox + seg, a = imin(imax(xa, ox), e), b = imin(imax(xb, a), e);
+        int e = ox + seg, a = ebnn_imin(ebnn_imax(xa, ox), e), b = ebnn_imin(ebnn_imax(xb, a), e);
         if (rows != 7 && a < b) {
             const int32_t *c = border_sum(pc, ~rowbits & 0x1FF, cz, nfp);
             for (int x = a; x < b; x++)
@@ -392,7 +388,7 @@ static void fix_border(const ebnn_conv_geom *gp, int64_t p, int np, const int32_
             if (x == e)
                 break;
             int ix0 = x * S - pad_left;
-            unsigned in = rowbits & (kept3(imax(-ix0, 0), imin(in_w - ix0, 3)) * 0x49u);
+            unsigned in = rowbits & (kept3(ebnn_imax(-ix0, 0), ebnn_imin(in_w - ix0, 3)) * 0x49u);
             add_rows(d + (int64_t)(x - ox) * ldd, border_sum(pc, ~in & 0x1FF, cz, nfp), nfp);
         }
         i += seg;

@@ -51,8 +51,6 @@ ebnn_fdot_fn ebnn_fdot_select(void)
     }
 }
 
-static uint64_t round64(uint64_t b) { return (b + 63) & ~(uint64_t)63; }
-
 static int padded_block(int nf)
 {
     return (nf + EBNN_FGEMM_NPAD - 1) / EBNN_FGEMM_NPAD * EBNN_FGEMM_NPAD;
@@ -70,8 +68,8 @@ size_t ebnn_fconv2d_scratch_bytes(const ebnn_conv_geom *g)
 {
     uint64_t k = (uint64_t)g->kh * g->kw * g->in_c;
     uint64_t nb = (uint64_t)padded_block(g->out_c < FIL_BLOCK ? g->out_c : FIL_BLOCK);
-    uint64_t b = round64((uint64_t)(g->kh + ROW_SLACK) * run_width(g) * g->in_c * 4) +
-                 round64(k * nb * 4) + round64(PIX_BLOCK * nb * 4);
+    uint64_t b = ebnn_round64((uint64_t)(g->kh + ROW_SLACK) * run_width(g) * g->in_c * 4) +
+                 ebnn_round64(k * nb * 4) + ebnn_round64(PIX_BLOCK * nb * 4);
     return b > (uint64_t)(SIZE_MAX / 2) ? SIZE_MAX : (size_t)b;
 }
 
@@ -191,8 +189,8 @@ void ebnn_fconv2d(const ebnn_conv_geom *g, const float *in, const float *w,
     const int nbmax = padded_block(g->out_c < FIL_BLOCK ? g->out_c : FIL_BLOCK);
     char *mine = (char *)scratch + (size_t)tid * ebnn_fconv2d_scratch_bytes(g);
     float *pad = (float *)mine;
-    float *wt = (float *)(mine + round64((uint64_t)(g->kh + ROW_SLACK) * run_width(g) * c * 4));
-    float *cbuf = (float *)((char *)wt + round64((uint64_t)k * nbmax * 4));
+    float *wt = (float *)(mine + ebnn_round64((uint64_t)(g->kh + ROW_SLACK) * run_width(g) * c * 4));
+    float *cbuf = (float *)((char *)wt + ebnn_round64((uint64_t)k * nbmax * 4));
     for (int f0 = 0; f0 < g->out_c; f0 += FIL_BLOCK) {
         int nf = g->out_c - f0 < FIL_BLOCK ? g->out_c - f0 : FIL_BLOCK;
         int np = padded_block(nf);

@@ -14,6 +14,12 @@
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,fma,bmi,bmi2,popcnt")))
 #endif
 
+/* Scratch sizes are rounded up to whole 64-byte cache lines (in 64-bit
+ * arithmetic, so a 32-bit size_t cannot wrap while sizing). */
+static inline uint64_t ebnn_round64(uint64_t bytes) { return (bytes + 63) & ~(uint64_t)63; }
+static inline int ebnn_imin(int a, int b) { return a < b ? a : b; }
+static inline int ebnn_imax(int a, int b) { return a > b ? a : b; }
+
 /* Popcount GEMM, the core of binary conv and dense:
  *   c[i*ldc + j] = popcount(a_i XOR b_j) summed over `kwords` 64-bit words,
  *   a_i = a + i*lda (i < m), b_j = b + j*ldb (j < n).

@@ -59,8 +59,6 @@ void ebnn_wbits_transpose(const uint64_t *w, int out_c, int64_t taps, int c,
         }
 }
 
-static uint64_t round64(uint64_t b) { return (b + 63) & ~(uint64_t)63; }
-
 /* per thread: tap pointers, tap word offsets, accumulators for 2 pixels,
  * and for few-channel layers the transposed weight bits;
  * SIZE_MAX if it does not fit in size_t (32-bit hosts) */
@@ -69,10 +67,10 @@ size_t ebnn_wconv2d_scratch_bytes(const ebnn_conv_geom *g)
     uint64_t taps = (uint64_t)g->kh * g->kw, terms = taps;
     if (g->in_c < EBNN_WGEMMT_MAX_C)
         terms = taps * g->in_c; /* val/row entries of few_channels */
-    uint64_t b = round64(terms * sizeof(const float *)) + round64(terms * sizeof(int64_t)) +
-                 round64(2 * (uint64_t)g->out_c * sizeof(float));
+    uint64_t b = ebnn_round64(terms * sizeof(const float *)) + ebnn_round64(terms * sizeof(int64_t)) +
+                 ebnn_round64(2 * (uint64_t)g->out_c * sizeof(float));
     if (g->in_c < EBNN_WGEMMT_MAX_C)
-        b += round64(taps * g->in_c * (uint64_t)ebnn_words(g->out_c) * sizeof(uint64_t));
+        b += ebnn_round64(taps * g->in_c * (uint64_t)ebnn_words(g->out_c) * sizeof(uint64_t));
     return b > (uint64_t)(SIZE_MAX / 2) ? SIZE_MAX : (size_t)b;
 }
 
@@ -128,14 +126,14 @@ void ebnn_wconv2d(const ebnn_conv_geom *g, const float *in, const uint64_t *w,
     const uint64_t terms = few ? (uint64_t)taps * g->in_c : (uint64_t)taps;
     char *mine = (char *)scratch + (size_t)tid * ebnn_wconv2d_scratch_bytes(g);
     const float **xs = (const float **)mine;
-    int64_t *wtap = (int64_t *)(mine + round64(terms * sizeof(const float *)));
-    float *acc = (float *)((char *)wtap + round64(terms * sizeof(int64_t)));
+    int64_t *wtap = (int64_t *)(mine + ebnn_round64(terms * sizeof(const float *)));
+    float *acc = (float *)((char *)wtap + ebnn_round64(terms * sizeof(int64_t)));
     int64_t begin, end;
     ebnn_split((int64_t)g->n * g->out_h * g->out_w, tid, nthreads, &begin, &end);
     if (begin >= end)
         return;
     if (few) {
-        uint64_t *tw = (uint64_t *)((char *)acc + round64(2 * (uint64_t)g->out_c * sizeof(float)));
+        uint64_t *tw = (uint64_t *)((char *)acc + ebnn_round64(2 * (uint64_t)g->out_c * sizeof(float)));
         few_channels(g, in, w, o, (float *)xs, wtap, acc, tw, begin, end);
         return;
     }
