@@ -9,9 +9,13 @@ __version__ = "0.1.0"
 
 
 def load(path, backend="auto", threads=1):
-    """Load a .ebnn model -> Model (see edgebnn.model). ImportError if the
-    compiled engine is not built."""
+    """Load a .ebnn model (a path, the file's bytes, or the name of a shipped
+    model, 'lenet' / 'resnet', as on the command line) -> Model (see
+    edgebnn.model). ImportError if the compiled engine is not built."""
     from .model import Model
+    from .pretrained import resolve
+    if isinstance(path, str):
+        path = resolve(path)
     return Model(load_graph(path), backend=backend, threads=threads)
 
 

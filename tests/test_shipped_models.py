@@ -31,6 +31,17 @@ def test_short_names_resolve_only_when_no_such_file(tmp_path, monkeypatch):
     assert resolve("lenet") == "lenet"
 
 
+def test_load_takes_a_shipped_name_like_the_cli(tmp_path, monkeypatch):
+    path = shipped("lenet")
+    by_name, by_path = edgebnn.load("lenet"), edgebnn.load(path)
+    x = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    assert np.array_equal(by_name.predict(x), by_path.predict(x))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lenet").write_bytes(b"not a model")    # a user's own file wins
+    with pytest.raises(edgebnn.ModelError):
+        edgebnn.load("lenet")
+
+
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model_metadata(name, capsys):
     model = edgebnn.load(shipped(name))
