@@ -42,7 +42,6 @@ ebnn_bgemm_fn ebnn_bgemm_select(void)
     }
 }
 
-
 /* pixels per im2col block: the SIMD GEMMs repack their filters on every
  * call, so a block should be large (ideally a thread's whole share), yet
  * stay near L2 size: at most 2 MiB of gathered rows, 1 MiB of sums. */
@@ -142,14 +141,6 @@ static int band_mode(const ebnn_conv_geom *g)
 #define MAX_XR 3 /* column ranges: the full one and two clipped (3x3 pad 1) */
 #define MAX_CLASSES (MAX_XR * MAX_XR)
 
-static void clip(int i0, int k, int n, int *k0, int *k1)
-{
-    *k0 = i0 < 0 ? ebnn_imin(-i0, k) : 0;
-    *k1 = n - i0 < k ? n - i0 : k;
-    if (*k1 < *k0)
-        *k1 = *k0;
-}
-
 /* the distinct clipped ranges of kernel rows / columns over the output
  * rows / columns (at most MAX_XR, else -1), full range first */
 static int ranges(int out, int stride, int pad, int k, int n, int r[MAX_XR][2])
@@ -159,7 +150,7 @@ static int ranges(int out, int stride, int pad, int k, int n, int r[MAX_XR][2])
     r[0][1] = k;
     for (int o = 0; o < out; o++) {
         int a, b, i = 0;
-        clip(o * stride - pad, k, n, &a, &b);
+        ebnn_clip_taps(o * stride - pad, k, n, &a, &b);
         while (i < cnt && (r[i][0] != a || r[i][1] != b))
             i++;
         if (i == cnt) {
@@ -658,8 +649,8 @@ static void clip_block(const ebnn_conv_geom *gp, const uint64_t *in, int64_t p0,
     /* classes, and each pixel's row within its class */
     for (int i = 0; i < np; i++) {
         int ky0, ky1, kx0, kx1, xi = 0, c = 0;
-        clip(oy * g->stride_h - g->pad_top, g->kh, g->in_h, &ky0, &ky1);
-        clip(ox * g->stride_w - g->pad_left, g->kw, g->in_w, &kx0, &kx1);
+        ebnn_clip_taps(oy * g->stride_h - g->pad_top, g->kh, g->in_h, &ky0, &ky1);
+        ebnn_clip_taps(ox * g->stride_w - g->pad_left, g->kw, g->in_w, &kx0, &kx1);
         while (cw->x[xi][0] != kx0 || cw->x[xi][1] != kx1)
             xi++;
         while (c < ncls && (key[c][0] != ky0 || key[c][1] != ky1 || key[c][2] != xi))

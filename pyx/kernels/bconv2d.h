@@ -34,8 +34,26 @@ void ebnn_pad_fix_init(ebnn_pad_fix *pf, const ebnn_conv_geom *g, const uint64_t
  * the image; valid until EBNN_PAD_FIX_SLOTS other patterns were asked for
  * (pf->evicted says it may have happened) */
 const int32_t *ebnn_pad_fix_base(ebnn_pad_fix *pf, int oy, int ox);
-/* kernel rows [ky0, ky1) of output row oy that lie inside the image */
-void ebnn_kept_rows(const ebnn_conv_geom *g, int oy, int *ky0, int *ky1);
+/* taps [k0, k1) of a k-tap window starting at input index i0 that lie
+ * inside [0, n) (an empty range when none does) */
+static inline void ebnn_clip_taps(int i0, int k, int n, int *k0, int *k1)
+{
+    *k0 = i0 < 0 ? ebnn_imin(-i0, k) : 0;
+    *k1 = ebnn_imin(n - i0, k);
+    if (*k1 < *k0)
+        *k1 = *k0;
+}
+
+/* kernel rows [ky0, ky1) of output row oy that lie inside the image.
+ * Zero padding, kernel rows wholly outside the image: they add nothing, so
+ * the GEMM leaves them out (K per pixel = its in-image kernel rows: a
+ * contiguous range, as a pixel row is kh runs of kwords/kh words, ky-major,
+ * in every gather layout). Then base = kept taps * in_c - corr of the kept
+ * out-of-image taps (their zero words count popcount(w) in the GEMM). */
+static inline void ebnn_kept_rows(const ebnn_conv_geom *g, int oy, int *ky0, int *ky1)
+{
+    ebnn_clip_taps(oy * g->stride_h - g->pad_top, g->kh, g->in_h, ky0, ky1);
+}
 
 /* im2col of packed words: pixels [p0, p0+np) into rows of kh*kw*words
  * words (padded taps: zero words), compiled for the ISA in use */

@@ -213,20 +213,6 @@ bases:
     pf->skip_rows = 0;
 }
 
-/* Zero padding, kernel rows wholly outside the image: they add nothing, so
- * the GEMM leaves them out (K per pixel = its in-image kernel rows: a
- * contiguous range, as a pixel row is kh runs of kwords/kh words, ky-major,
- * in every gather layout). Then base = kept taps * in_c - corr of the kept
- * out-of-image taps (their zero words count popcount(w) in the GEMM). */
-void ebnn_kept_rows(const ebnn_conv_geom *g, int oy, int *ky0, int *ky1)
-{
-    int iy0 = oy * g->stride_h - g->pad_top;
-    *ky0 = iy0 < 0 ? ebnn_imin(-iy0, g->kh) : 0;
-    *ky1 = g->in_h - iy0 < g->kh ? g->in_h - iy0 : g->kh;
-    if (*ky1 < *ky0)
-        *ky1 = *ky0;
-}
-
 #if defined(__x86_64__)
 /* b[f] = full - sum of corr over the taps of kernel rows [ka, kb) outside
  * the in-image box key (ky0, ky1, kx0, kx1), 64 filters at a time held in
