@@ -23,9 +23,8 @@ def _executor_note(model):
 
 
 def _load(path):
-    from . import load
-    from .pretrained import resolve
-    return load(resolve(path))
+    from . import load      # takes the shipped names too
+    return load(path)
 
 
 def _fmt_bytes(n):
