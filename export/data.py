@@ -1,36 +1,34 @@
-"""Dataset loaders for training: MNIST (IDX gz), CIFAR-10 (JPEG image-folder
-tarball) and any image folder (train/<class>/*, test/<class>/*).
+"""Training data: both splits of MNIST, CIFAR-10 or an image folder
+(<root>/{train,test}/<class>/*), read with the runtime's readers
+(edgebnn.datasets, the one place that parses dataset files) and returned
+as uint8 images [n, h, w, c], int32 labels and the class names.
 
-Every loader returns uint8 images [n, h, w, c] and int32 labels plus the
-class names; decoded CIFAR-10 is cached as .npy outside the repository
-(EDGEBNN_CACHE, default ~/.cache/edgebnn). Numpy + Pillow only.
+Every training run would decode the 60,000 CIFAR-10 JPEGs again (10 s
+here), so the decoded arrays are cached as .npy outside the repository
+(EDGEBNN_CACHE, default ~/.cache/edgebnn), keyed by the archive's content:
+a re-copied dataset with a new mtime reuses the cache instead of adding
+another 184 MB.
 """
-import gzip
-import io
+import hashlib
 import os
-import struct
-import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog",
-                   "frog", "horse", "ship", "truck")
+from edgebnn import datasets as readers
+
+CIFAR10_CLASSES = readers.CIFAR10_CLASSES
 MNIST_CLASSES = tuple(str(d) for d in range(10))
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 def default_data_dir():
-    """EDGEBNN_DATA, else ../shared/datasets from the cwd or the repo root."""
-    env = os.environ.get("EDGEBNN_DATA")
-    if env:
-        return Path(env)
-    repo_root = Path(__file__).resolve().parent.parent
-    for base in (Path.cwd(), repo_root):
-        candidate = (base / ".." / "shared" / "datasets").resolve()
-        if candidate.is_dir():
-            return candidate
-    return None
+    """EDGEBNN_DATA, else ../shared/datasets from the cwd or the repo root;
+    None if there is none."""
+    try:
+        return Path(readers.data_root())
+    except readers.DatasetError:
+        return None
 
 
 def cache_dir():
@@ -40,132 +38,81 @@ def cache_dir():
     return path
 
 
-def read_idx(path):
-    """Reads an IDX file (optionally gzipped) into a uint8 array."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
-    dims = struct.unpack(">" + "I" * ndim, raw[4:header])
-    count = int(np.prod(dims)) if dims else 1
-    if len(raw) - header != count:
-        raise ValueError(f"{path}: expected {count} data bytes, found "
-                         f"{len(raw) - header}")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+def _file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _save_atomic(path, array):
+    """Writes through a temporary file unique to this process, then renames:
+    a crash never leaves half a cache, and two trainings filling the same
+    cache at once do not trip over each other's temporary file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem,
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _labels(y):
+    return np.asarray(y, np.int32)
+
+
+def _both_splits(read, root):
+    (xa, ya), (xb, yb) = read(root, "train"), read(root, "test")
+    return (xa, _labels(ya)), (xb, _labels(yb))
 
 
 def load_mnist(root):
-    """MNIST from <root>/mnist/*-idx?-ubyte.gz (or <root> itself)."""
-    root = Path(root)
-    folder = root / "mnist" if (root / "mnist").is_dir() else root
-
-    def pick(stem):
-        for name in (stem + ".gz", stem):
-            if (folder / name).exists():
-                return folder / name
-        raise FileNotFoundError(f"{stem}(.gz) not found in {folder}")
-
-    x_train = read_idx(pick("train-images-idx3-ubyte"))[..., None]
-    y_train = read_idx(pick("train-labels-idx1-ubyte")).astype(np.int32)
-    x_test = read_idx(pick("t10k-images-idx3-ubyte"))[..., None]
-    y_test = read_idx(pick("t10k-labels-idx1-ubyte")).astype(np.int32)
-    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise ValueError(f"{folder}: image and label counts differ")
-    return (x_train, y_train), (x_test, y_test), MNIST_CLASSES
-
-
-def _decode(data):
-    from PIL import Image
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
-
-def _split_from_tar(tar_path, classes):
-    """Decodes train/<class>/* and test/<class>/* members of a tarball."""
-    index = {c: i for i, c in enumerate(classes)}
-    out = {"train": ([], []), "test": ([], [])}
-    with tarfile.open(tar_path, "r:*") as tar:
-        members = sorted((m for m in tar if m.isfile()), key=lambda m: m.name)
-        for m in members:
-            parts = Path(m.name).parts
-            parts = parts[parts.index("train") if "train" in parts
-                          else parts.index("test") if "test" in parts
-                          else len(parts):]
-            if len(parts) != 3 or parts[1] not in index:
-                continue
-            if not parts[2].lower().endswith(IMAGE_SUFFIXES):
-                continue
-            images, labels = out[parts[0]]
-            images.append(_decode(tar.extractfile(m).read()))
-            labels.append(index[parts[1]])
-    result = []
-    for split in ("train", "test"):
-        images, labels = out[split]
-        if not images:
-            raise ValueError(f"{tar_path}: no {split}/<class>/ images")
-        result.append((np.stack(images), np.asarray(labels, np.int32)))
-    return result
+    return (*_both_splits(readers.load_mnist, root), MNIST_CLASSES)
 
 
 def load_cifar10(root):
-    """CIFAR-10 from <root>/cifar10-jpeg.tar.gz, decoded once and cached."""
-    root = Path(root)
-    tar_path = root / "cifar10-jpeg.tar.gz" if root.is_dir() else root
-    if not tar_path.exists():
-        raise FileNotFoundError(f"{tar_path} not found")
-    stat = tar_path.stat()
-    tag = f"cifar10-jpeg-{stat.st_size}-{int(stat.st_mtime)}"
-    cache = cache_dir()
-    names = [cache / f"{tag}-{part}.npy" for part in
-             ("xtrain", "ytrain", "xtest", "ytest")]
+    """CIFAR-10 in any form edgebnn.datasets reads; when that is the JPEG
+    tarball (slow to decode), through the cache."""
+    root = readers.data_root(root)
+    tar = Path(root) / "cifar10-jpeg.tar.gz"
+    chosen = tar.is_file() and not any(  # the reader prefers these forms
+        (Path(root) / d).is_dir()
+        for d in ("cifar-10-batches-py", "cifar-10-batches-bin"))
+    if not chosen:
+        return (*_both_splits(readers.load_cifar10, root), CIFAR10_CLASSES)
+    tag = f"cifar10-jpeg-sha256-{_file_digest(tar)}"
+    names = [cache_dir() / f"{tag}-{part}.npy"
+             for part in ("xtrain", "ytrain", "xtest", "ytest")]
     if all(n.exists() for n in names):
         arrays = [np.load(n) for n in names]
     else:
-        (xa, ya), (xb, yb) = _split_from_tar(tar_path, CIFAR10_CLASSES)
+        (xa, ya), (xb, yb) = _both_splits(readers.load_cifar10, root)
         arrays = [xa, ya, xb, yb]
         for name, arr in zip(names, arrays):
-            tmp = name.with_suffix(".tmp.npy")
-            np.save(tmp, arr)
-            os.replace(tmp, name)  # atomic: a crash never leaves a half cache
+            _save_atomic(name, arr)
     return (arrays[0], arrays[1]), (arrays[2], arrays[3]), CIFAR10_CLASSES
 
 
 def load_folder(root, image_size=None):
-    """Image folder <root>/{train,test}/<class>/*; classes sorted by name.
-    image_size=(h, w) resizes (needed when the images differ in size)."""
-    from PIL import Image
+    """<root>/{train,test}/<class>/*, classes sorted by name; image_size
+    (h, w) resizes (needed when the images differ in size)."""
     root = Path(root)
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    if not (root / "train").is_dir():
+        raise readers.DatasetError(f"{root}: no train/ folder")
+    classes = tuple(sorted(p.name for p in (root / "train").iterdir()
+                           if p.is_dir()))
     if not classes:
-        raise ValueError(f"{root}/train has no class folders")
+        raise readers.DatasetError(f"{root}/train has no class folders")
     splits = []
     for split in ("train", "test"):
-        images, labels = [], []
-        for label, name in enumerate(classes):
-            folder = root / split / name
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.iterdir()):
-                if path.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                with Image.open(path) as img:
-                    img = img.convert("RGB")
-                    if image_size is not None:
-                        img = img.resize((image_size[1], image_size[0]))
-                    images.append(np.asarray(img, dtype=np.uint8))
-                labels.append(label)
-        if not images:
-            raise ValueError(f"{root}/{split}: no images")
-        if len({im.shape for im in images}) != 1:
-            raise ValueError(f"{root}/{split}: images differ in size; "
-                             "pass --image-size")
-        splits.append((np.stack(images), np.asarray(labels, np.int32)))
-    return splits[0], splits[1], tuple(classes)
+        x, y = readers.read_image_folder(root / split, classes,
+                                         size=image_size)
+        splits.append((x, _labels(y)))
+    return splits[0], splits[1], classes
 
 
 def load(dataset, root, image_size=None):

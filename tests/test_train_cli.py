@@ -1,8 +1,6 @@
 """The training command: trains, checkpoints, refuses, resumes."""
 import csv
-import gzip
 import json
-import struct
 
 import numpy as np
 import pytest
@@ -115,19 +113,6 @@ def test_augmentation_is_a_window_of_the_padded_image(mode):
     for _ in range(5):
         out = next(iter(ds))[0].numpy()[0]
         assert any(np.array_equal(out, w) for w in windows)
-
-
-def test_read_idx_roundtrip_and_corruption(tmp_path):
-    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    path = tmp_path / "imgs-idx3-ubyte.gz"
-    with gzip.open(path, "wb") as f:
-        f.write(b"\x00\x00\x08\x03" + struct.pack(">III", 2, 3, 4))
-        f.write(images.tobytes())
-    np.testing.assert_array_equal(data.read_idx(path), images)
-    bad = tmp_path / "bad-idx3-ubyte"
-    bad.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">III", 2, 3, 4) + b"x")
-    with pytest.raises(ValueError):
-        data.read_idx(bad)
 
 
 def shared_data():
