@@ -423,7 +423,9 @@ def main(argv=None):
     test_ds = make_dataset(x_test, y_test, spec, 256, False, False, 0, threads)
     if teach:
         train_ds = distill.attach_teacher(train_ds, teacher)
-        test_ds = distill.attach_teacher(test_ds, teacher)
+        # the test batches never change: run the teacher on them once, not
+        # every epoch (cache() keeps the first pass in memory, 120 MB on CIFAR)
+        test_ds = distill.attach_teacher(test_ds, teacher).cache()
         print(f"distilling from {teach['source']} (alpha {teach['alpha']}, "
               f"temperature {teach['temperature']})", flush=True)
     start = int(state["epoch"].numpy())
