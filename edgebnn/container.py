@@ -194,8 +194,16 @@ def container_bytes(metadata, tensors):
     for name, arr in tensors.items():
         if arr.dtype.newbyteorder("<") not in DTYPES.values():
             raise ModelError(f"tensor {short(name)}: dtype {arr.dtype} cannot be stored")
-    return save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+    blob = save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
                 metadata=dict(metadata))
+    # the library writes metadata keys in hash order; sort them so the same
+    # model always gives the same bytes (offsets count from the data start)
+    size = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-(8 + len(text)) % 8)
+    return struct.pack("<Q", len(text)) + text + blob[8 + size:]
 
 
 def byte_tensors_container(metadata, blobs):

@@ -35,6 +35,23 @@ def test_file_is_plain_safetensors(tmp_path):
     assert any(v.dtype == np.uint64 for v in tensors.values())
 
 
+def test_same_content_same_bytes(tmp_path):
+    """Metadata keys are written sorted, whatever order they come in (the
+    safetensors library alone writes them in hash order)."""
+    from safetensors import safe_open
+    from edgebnn.container import container_bytes
+    tensors = {"b": np.arange(3, dtype=np.float32), "a": np.ones(2, np.uint64)}
+    meta = {f"k{i}": f"v{i}\u00e9" for i in range(12)}
+    first = container_bytes(meta, tensors)
+    assert first == container_bytes(dict(reversed(list(meta.items()))), tensors)
+    assert (8 + int.from_bytes(first[:8], "little")) % 8 == 0
+    (tmp_path / "m.safetensors").write_bytes(first)
+    with safe_open(tmp_path / "m.safetensors", "np") as f:   # any tool reads it
+        assert f.metadata() == meta
+        assert f.get_tensor("b").tolist() == [0, 1, 2]
+        assert f.get_tensor("a").dtype == np.uint64
+
+
 def test_refuses_to_overwrite(tmp_path):
     graph = model_zoo.lenet(np.random.default_rng(1), "float", size=8)
     save(tmp_path / "m.ebnn", graph)
