@@ -5,5 +5,5 @@ import the runtime to check exported files.
 
 Modules: `layers` (binarized Keras layers), `models` (LeNet, ResNet(n),
 AlexNet), `data` (MNIST / CIFAR-10 / image-folder loaders), `train`
-(the `edgebnn-train` command).
+(the `edgebnn-train` command), `curves` (learning-curve table and plot).
 """
