@@ -374,7 +374,10 @@ def main(argv=None):
 
     train = recipe["train"]
     keras.utils.set_random_seed(train["seed"])
-    x_train, y_train, x_test, y_test, classes = load_data(recipe)
+    try:
+        x_train, y_train, x_test, y_test, classes = load_data(recipe)
+    except (datasets.readers.DatasetError, OSError) as e:
+        parser.error(f"data: {e}")
     spec = run.get("preprocess") or preprocess_spec(x_train)
     run["preprocess"] = spec
     run["classes"] = list(classes)

@@ -100,6 +100,22 @@ def test_bad_arguments_exit_with_usage(folder_dataset, tmp_path):
         train.main(["--out", str(tmp_path / "missing"), "--resume"])
 
 
+def test_missing_or_bad_data_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    bad = tmp_path / "bad"
+    (bad / "train" / "cat").mkdir(parents=True)
+    (bad / "train" / "cat" / "0.png").write_bytes(b"not a png")
+    for dataset, root, needle in (("cifar10", tmp_path / "empty", "no CIFAR-10"),
+                                  ("mnist", tmp_path / "empty", "train-images"),
+                                  ("folder", bad, "cannot decode image")):
+        with pytest.raises(SystemExit) as e:
+            train.main(["--dataset", dataset, "--data", str(root), "--epochs", "1",
+                        "--verbose", "0", "--out", str(tmp_path / dataset)])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "data: " in err and needle in err, err
+
+
 @pytest.mark.parametrize("mode", ["crop", "crop-flip"])
 def test_augmentation_is_a_window_of_the_padded_image(mode):
     img = np.arange(5 * 6 * 2, dtype=np.uint8).reshape(1, 5, 6, 2) + 1
