@@ -66,7 +66,13 @@ def main(argv=None):
     p.add_argument("--data", default=None, help="datasets folder")
     p.add_argument("--checkpoint", default=None, help="best (default), last or a prefix")
     args = p.parse_args(argv)
-    compare(args.source, args.model, args.dataset, args.data, args.checkpoint)
+    from edgebnn import ModelError
+    from edgebnn.datasets import DatasetError
+    from .exporter import ExportError
+    try:
+        compare(args.source, args.model, args.dataset, args.data, args.checkpoint)
+    except (DatasetError, ModelError, ExportError, OSError) as e:
+        p.exit(2, f"error: {e}\n")
     return 0
 
 
