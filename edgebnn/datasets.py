@@ -256,34 +256,43 @@ def _collect(items, read, size, channels, limit, where):
     return np.stack(images), np.asarray([lab for _, lab in items], np.int64)
 
 
-def load_cifar10(root=None, split="test", limit=None):
-    """CIFAR-10 from whichever form root holds: cifar-10-batches-py,
-    cifar-10-batches-bin, cifar10-jpeg.tar.gz or a cifar10/<split>/ folder."""
+def cifar10_source(root=None):
+    """(form, path) of the CIFAR-10 that load_cifar10 reads under root, in
+    its order of preference: 'python' (cifar-10-batches-py), 'binary'
+    (cifar-10-batches-bin), 'jpeg-tar' (cifar10-jpeg.tar.gz) or 'folder'
+    (cifar10/<split>/)."""
     root = data_root(root)
+    for form, name, exists in (("python", "cifar-10-batches-py", os.path.isdir),
+                               ("binary", "cifar-10-batches-bin", os.path.isdir),
+                               ("jpeg-tar", "cifar10-jpeg.tar.gz", os.path.isfile),
+                               ("folder", "cifar10", os.path.isdir)):
+        path = os.path.join(root, name)
+        if exists(path):
+            return form, path
+    raise DatasetError(f"no CIFAR-10 in {root}")
+
+
+def load_cifar10(root=None, split="test", limit=None):
+    """CIFAR-10 from whichever form root holds (cifar10_source)."""
     if split not in ("train", "test"):
         raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
-    py = os.path.join(root, "cifar-10-batches-py")
-    binary = os.path.join(root, "cifar-10-batches-bin")
-    if os.path.isdir(py) or os.path.isdir(binary):
-        if os.path.isdir(py):
+    form, path = cifar10_source(root)
+    if form in ("python", "binary"):
+        if form == "python":
             names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
-            parts = [read_cifar_pickle(_find(py, [n])) for n in names]
+            parts = [read_cifar_pickle(_find(path, [n])) for n in names]
         else:
             names = ["test_batch.bin"] if split == "test" else [f"data_batch_{i}.bin"
                                                                 for i in range(1, 6)]
-            parts = [read_cifar_binary(_find(binary, [n])) for n in names]
+            parts = [read_cifar_binary(_find(path, [n])) for n in names]
         images = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
         return images, labels
-    tar = os.path.join(root, "cifar10-jpeg.tar.gz")
-    if os.path.isfile(tar):
-        return read_image_folder(f"{tar}:{split}", CIFAR10_CLASSES, limit=limit)
-    folder = os.path.join(root, "cifar10", split)
-    if os.path.isdir(folder):
-        return read_image_folder(folder, CIFAR10_CLASSES, limit=limit)
-    raise DatasetError(f"no CIFAR-10 in {root}")
+    if form == "jpeg-tar":
+        return read_image_folder(f"{path}:{split}", CIFAR10_CLASSES, limit=limit)
+    return read_image_folder(os.path.join(path, split), CIFAR10_CLASSES, limit=limit)
 
 
 LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}

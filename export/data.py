@@ -77,12 +77,8 @@ def load_mnist(root):
 def load_cifar10(root):
     """CIFAR-10 in any form edgebnn.datasets reads; when that is the JPEG
     tarball (slow to decode), through the cache."""
-    root = readers.data_root(root)
-    tar = Path(root) / "cifar10-jpeg.tar.gz"
-    chosen = tar.is_file() and not any(  # the reader prefers these forms
-        (Path(root) / d).is_dir()
-        for d in ("cifar-10-batches-py", "cifar-10-batches-bin"))
-    if not chosen:
+    form, tar = readers.cifar10_source(root)
+    if form != "jpeg-tar":
         return (*_both_splits(readers.load_cifar10, root), CIFAR10_CLASSES)
     tag = f"cifar10-jpeg-sha256-{_file_digest(tar)}"
     names = [cache_dir() / f"{tag}-{part}.npy"

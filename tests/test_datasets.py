@@ -232,3 +232,16 @@ SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets
 def test_shared_mnist_reads():
     x, y = ds.load_mnist(SHARED, "test")
     assert x.shape == (10000, 28, 28, 1) and np.bincount(y).min() > 800
+
+
+def test_cifar10_source_order_of_preference(tmp_path):
+    with pytest.raises(ds.DatasetError, match="no CIFAR-10"):
+        ds.cifar10_source(str(tmp_path))
+    steps = [("cifar10", "folder"), ("cifar10-jpeg.tar.gz", "jpeg-tar"),
+             ("cifar-10-batches-bin", "binary"), ("cifar-10-batches-py", "python")]
+    for name, form in steps:                     # each new form is preferred
+        if name.endswith(".gz"):
+            (tmp_path / name).write_bytes(b"")
+        else:
+            (tmp_path / name).mkdir()
+        assert ds.cifar10_source(str(tmp_path)) == (form, str(tmp_path / name))
